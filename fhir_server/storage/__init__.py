@@ -1,0 +1,1 @@
+"""Storage: the Store port and its adapters (SQLite embedded, MongoDB)."""
