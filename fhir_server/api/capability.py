@@ -1,0 +1,54 @@
+"""The CapabilityStatement, generated from what the server really serves: the resource
+type table, its interactions and the search parameters the search module knows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server import FHIR_VERSION, __version__
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
+
+
+def _search_params(rtype: str) -> list[dict[str, Any]]:
+    from fhir_server.search import plan
+
+    described = getattr(plan, "describe_params", None)
+    if described is not None:
+        return described(rtype)
+    names = ["_id", *sorted(plan.TOKEN_PARAMS)]
+    types = {"_id": "token", "identifier": "token"}
+    if rtype != "Patient":
+        names += sorted(plan.REF_PARAMS)
+    return [{"name": n, "type": types.get(n, "reference")} for n in names]
+
+
+def capability_statement(
+    base_url: str, *, extra_operations: list[dict[str, Any]] = ()
+) -> dict[str, Any]:  # type: ignore[assignment]
+    resources = []
+    for rt in RESOURCE_TYPES.values():
+        entry: dict[str, Any] = {
+            "type": rt.name,
+            "interaction": [{"code": code} for code in rt.interactions],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": "update" in rt.interactions,
+            "conditionalCreate": rt.conditional_create and "create" in rt.interactions,
+            "conditionalDelete": "not-supported",
+            "searchParam": _search_params(rt.name),
+        }
+        if rt.profile:
+            entry["profile"] = rt.profile
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-23",
+        "kind": "instance",
+        "software": {"name": "dmp-fhir-server", "version": __version__},
+        "implementation": {"description": "DMP FHIR server", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{"mode": "server", "resource": resources, "operation": list(extra_operations)}],
+    }

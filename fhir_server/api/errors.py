@@ -1,0 +1,77 @@
+"""Every failure becomes an OperationOutcome with the status a FHIR client expects; no
+stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.api.formats import JSON, XML, serialise
+from fhir_server.errors import FhirError, Issue, operation_outcome
+from fhir_server.storage.port import StoreUnavailable
+
+log = logging.getLogger("fhir_server")
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
+
+
+def _format(request: Request) -> str:
+    # never fail while reporting a failure: fall back to JSON on an odd _format
+    accept = (request.query_params.get("_format") or request.headers.get("accept", "")).lower()
+    return XML if "xml" in accept else JSON
+
+
+def outcome_response(request: Request, status: int, issues: list[Issue], headers=None) -> Response:
+    fmt = _format(request)
+    return Response(
+        serialise(operation_outcome(issues), fmt),
+        status_code=status,
+        media_type=fmt + "; charset=utf-8",
+        headers=headers,
+    )
+
+
+async def on_fhir_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FhirError)
+    return outcome_response(request, exc.status, exc.issues, exc.headers or None)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    text = {404: "Unknown URL", 405: f"Method {request.method} is not allowed on this URL"}.get(
+        status, str(exc.detail)
+    )
+    return outcome_response(request, status, [Issue(_HTTP_CODES.get(status, "processing"), text)])
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    return outcome_response(request, 400, [Issue("invalid", str(exc))])
+
+
+async def on_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("store unavailable: %s", exc)
+    return outcome_response(
+        request,
+        503,
+        [Issue("transient", "The database is unavailable; retry later")],
+        {"Retry-After": "5"},
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return outcome_response(request, 500, [Issue("exception", "Internal server error")])
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FhirError, on_fhir_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StoreUnavailable, on_unavailable)
+    app.add_exception_handler(Exception, on_unexpected)

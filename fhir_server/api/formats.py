@@ -1,0 +1,110 @@
+"""Content negotiation: which format a request body is in, which one the client wants back
+(`_format` beats `Accept`; JSON is the default), and serialisation in both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from fhir_server import errors
+from fhir_server.fhir.xml import resource_to_xml, xml_to_resource
+
+JSON = "application/fhir+json"
+XML = "application/fhir+xml"
+
+_FORMAT_ALIASES = {
+    "json": JSON,
+    "application/json": JSON,
+    "application/fhir+json": JSON,
+    "application/json+fhir": JSON,
+    "xml": XML,
+    "text/xml": XML,
+    "application/xml": XML,
+    "application/fhir+xml": XML,
+    "application/xml+fhir": XML,
+}
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def body_format(request: Request) -> str | None:
+    """JSON or XML for a FHIR body, None for any other (raw) content type."""
+    return _FORMAT_ALIASES.get(media_type(request.headers.get("content-type")))
+
+
+def _accepted(accept: str) -> str | None:
+    for part in accept.split(","):
+        fmt = _FORMAT_ALIASES.get(media_type(part))
+        if fmt:
+            return fmt
+    return None
+
+
+def explicit_format(request: Request) -> str | None:
+    """The FHIR format the client named (by _format or Accept), if any."""
+    fmt = request.query_params.get("_format")
+    if fmt:
+        found = _FORMAT_ALIASES.get(fmt.strip().lower())
+        if found is None:
+            raise errors.FhirError(
+                406, [errors.Issue("not-supported", f"_format {fmt!r} is not supported")]
+            )
+        return found
+    return _accepted(request.headers.get("accept", ""))
+
+
+def response_format(request: Request) -> str:
+    return explicit_format(request) or JSON
+
+
+def parse_body(raw: bytes, fmt: str | None) -> Any:
+    if fmt is None:
+        raise errors.FhirError(
+            415,
+            [
+                errors.Issue(
+                    "not-supported",
+                    "Unsupported Content-Type: send application/fhir+json or application/fhir+xml",
+                )
+            ],
+        )
+    if not raw.strip():
+        raise errors.bad_request("The request body is empty")
+    if fmt == XML:
+        return xml_to_resource(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.bad_request(f"The JSON is not well-formed: {exc}") from None
+
+
+def serialise(resource: dict[str, Any] | bytes, fmt: str) -> bytes:
+    if fmt == XML:
+        return resource_to_xml(orjson.loads(resource) if isinstance(resource, bytes) else resource)
+    return resource if isinstance(resource, bytes) else orjson.dumps(resource)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 past the limit, also when streamed without a
+    Content-Length (the count is kept while reading, never after)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> errors.FhirError:
+    return errors.FhirError(
+        413, [errors.Issue("too-costly", f"The request body exceeds the limit of {limit} bytes")]
+    )

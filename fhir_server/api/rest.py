@@ -1,0 +1,188 @@
+"""The FHIR RESTful interactions on [base]/{type}: HTTP in, typed calls to
+`interactions`, HTTP out. No rules live here."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server import errors
+from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
+from fhir_server.api.responses import fhir_response, resource_headers, write_response
+from fhir_server.fhir.bundle import history_bundle, searchset_bundle
+from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
+from fhir_server.interactions import create, delete, history, read, search, update
+from fhir_server.interactions.context import Context
+from fhir_server.storage.port import Stored
+
+router = APIRouter()
+
+
+def context(request: Request) -> Context:
+    app_ctx: Context = request.app.state.ctx
+    return Context(app_ctx.store, app_ctx.settings, app_ctx.clock)
+
+
+def base_url(request: Request) -> str:
+    return request.app.state.ctx.settings.base_url()
+
+
+def resource_type(rtype: str, interaction: str) -> ResourceType:
+    rt = RESOURCE_TYPES.get(rtype)
+    if rt is None:
+        raise errors.not_found(f"Resource type {rtype!r} is not supported by this server")
+    if not rt.allows(interaction):
+        raise errors.method_not_allowed(f"{interaction} is not allowed on {rtype}")
+    return rt
+
+
+async def _resource_body(request: Request, rtype: str) -> Any:
+    limit = request.app.state.ctx.settings.max_body_bytes
+    raw = await read_body(request, limit)
+    fmt = body_format(request)
+    if rtype == "Binary" and fmt is None:
+        # raw content posted as-is becomes a Binary (FHIR: native content type)
+        content_type = request.headers.get("content-type") or "application/octet-stream"
+        return {
+            "resourceType": "Binary",
+            "contentType": content_type.split(";")[0].strip(),
+            "data": base64.b64encode(raw).decode(),
+        }
+    return parse_body(raw, fmt)
+
+
+def _binary_raw(request: Request, stored: Stored) -> Response | None:
+    """Binary read without an explicit FHIR format returns the document's own bytes."""
+    if stored.rtype != "Binary" or explicit_format(request) is not None:
+        return None
+    res = stored.resource or {}
+    data = base64.b64decode(res.get("data", ""))
+    headers = resource_headers(stored, base_url(request), location=False)
+    return Response(
+        data, media_type=res.get("contentType", "application/octet-stream"), headers=headers
+    )
+
+
+def _query(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items())
+
+
+# -- type level --------------------------------------------------------------------------
+
+
+@router.post("/{rtype}")
+async def create_route(request: Request, rtype: str) -> Response:
+    resource_type(rtype, "create")
+    body = await _resource_body(request, rtype)
+    out = await create.create(
+        context(request), rtype, body, if_none_exist=request.headers.get("if-none-exist")
+    )
+    return write_response(request, out.stored, out.status, base_url(request), out.message)
+
+
+async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
+    resource_type(rtype, "search-type")
+    result = await search.search(context(request), rtype, params)
+    bundle = searchset_bundle(
+        base_url(request), rtype, params, result.entries, result.next_cursor, total=result.total
+    )
+    return fhir_response(request, bundle)
+
+
+@router.get("/{rtype}")
+async def search_get(request: Request, rtype: str) -> Response:
+    return await _search(request, rtype, _query(request))
+
+
+@router.post("/{rtype}/_search")
+async def search_post(request: Request, rtype: str) -> Response:
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip()
+    if ctype != "application/x-www-form-urlencoded":
+        raise errors.FhirError(
+            415,
+            [errors.Issue("not-supported", "POST _search takes application/x-www-form-urlencoded")],
+        )
+    form = await request.form()
+    params = _query(request) + [(k, str(v)) for k, v in form.multi_items()]
+    return await _search(request, rtype, params)
+
+
+@router.get("/{rtype}/_history")
+async def type_history(request: Request, rtype: str) -> Response:
+    resource_type(rtype, "history-type")
+    return await _history(request, rtype, None)
+
+
+async def _history(request: Request, rtype: str, id: str | None) -> Response:
+    settings = request.app.state.ctx.settings
+    q = request.query_params
+    count_raw = q.get("_count", str(settings.default_count))
+    if not count_raw.isdigit():
+        raise errors.bad_request("_count must be a whole number", "_count")
+    page = await history.history(
+        context(request),
+        rtype,
+        id,
+        count=max(1, min(int(count_raw), settings.max_count)),
+        cursor=q.get("_cursor"),
+        since=q.get("_since"),
+    )
+    path = f"{rtype}/{id}/_history" if id else f"{rtype}/_history"
+    bundle = history_bundle(
+        base_url(request), path, _query(request), page.entries, page.next_cursor
+    )
+    return fhir_response(request, bundle)
+
+
+# -- instance level ----------------------------------------------------------------------
+
+
+@router.get("/{rtype}/{id}")
+async def read_route(request: Request, rtype: str, id: str) -> Response:
+    resource_type(rtype, "read")
+    stored = await read.read(context(request), rtype, id)
+    raw = _binary_raw(request, stored)
+    if raw is not None:
+        return raw
+    headers = resource_headers(stored, base_url(request), location=False)
+    return fhir_response(request, stored.content or stored.resource, 200, headers)
+
+
+@router.put("/{rtype}/{id}")
+async def update_route(request: Request, rtype: str, id: str) -> Response:
+    resource_type(rtype, "update")
+    body = await _resource_body(request, rtype)
+    if rtype == "Binary" and isinstance(body, dict) and body_format(request) is None:
+        body["id"] = id
+    out = await update.update(
+        context(request), rtype, id, body, if_match=request.headers.get("if-match")
+    )
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.delete("/{rtype}/{id}")
+async def delete_route(request: Request, rtype: str, id: str) -> Response:
+    resource_type(rtype, "delete")
+    await delete.delete(context(request), rtype, id)
+    return Response(status_code=204)
+
+
+@router.get("/{rtype}/{id}/_history")
+async def instance_history(request: Request, rtype: str, id: str) -> Response:
+    resource_type(rtype, "history-instance")
+    return await _history(request, rtype, id)
+
+
+@router.get("/{rtype}/{id}/_history/{vid}")
+async def vread_route(request: Request, rtype: str, id: str, vid: str) -> Response:
+    resource_type(rtype, "vread")
+    stored = await read.vread(context(request), rtype, id, vid)
+    raw = _binary_raw(request, stored)
+    if raw is not None:
+        return raw
+    headers = resource_headers(stored, base_url(request), location=False)
+    return fhir_response(request, stored.content or stored.resource, 200, headers)

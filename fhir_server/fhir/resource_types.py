@@ -1,0 +1,57 @@
+"""The resource types this server serves and what may be done with each (data, not code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhir.resources.R4B.auditevent import AuditEvent
+from fhir.resources.R4B.binary import Binary
+from fhir.resources.R4B.communication import Communication
+from fhir.resources.R4B.consent import Consent
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.list import List
+from fhir.resources.R4B.patient import Patient
+
+ALL_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+READ_ONLY = ("read", "vread", "history-instance", "history-type", "search-type")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    model: type
+    interactions: tuple[str, ...]
+    conditional_create: bool = True
+    profile: str | None = None
+
+    def allows(self, interaction: str) -> bool:
+        return interaction in self.interactions
+
+
+RESOURCE_TYPES: dict[str, ResourceType] = {
+    rt.name: rt
+    for rt in (
+        ResourceType("Patient", Patient, ALL_INTERACTIONS),
+        ResourceType(
+            "DocumentReference",
+            DocumentReference,
+            (*ALL_INTERACTIONS, "patch"),
+            profile="https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference",
+        ),
+        ResourceType("Consent", Consent, ALL_INTERACTIONS),
+        ResourceType("Binary", Binary, ALL_INTERACTIONS),
+        ResourceType("List", List, ALL_INTERACTIONS),
+        # written by the server only: never created, changed or deleted through the API
+        ResourceType("AuditEvent", AuditEvent, READ_ONLY, conditional_create=False),
+        ResourceType("Communication", Communication, READ_ONLY, conditional_create=False),
+    )
+}

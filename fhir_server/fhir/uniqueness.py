@@ -1,0 +1,39 @@
+"""Keys that at most one live resource may hold, enforced by the database (unique index):
+one Patient per INS, one DocumentReference per CDA uniqueId (masterIdentifier)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server.fhir.ins import INS_SYSTEMS
+
+
+def _patient_keys(resource: dict[str, Any]) -> list[str]:
+    return [
+        f"Patient.ins|{ident['system']}|{ident.get('value')}"
+        for ident in resource.get("identifier") or []
+        if isinstance(ident, dict) and ident.get("system") in INS_SYSTEMS
+    ]
+
+
+def _document_keys(resource: dict[str, Any]) -> list[str]:
+    master = resource.get("masterIdentifier") or {}
+    if not master.get("value"):
+        return []
+    return [f"DocumentReference.uniqueId|{master.get('system', '')}|{master['value']}"]
+
+
+_KEYS = {"Patient": _patient_keys, "DocumentReference": _document_keys}
+
+
+def unique_keys(rtype: str, resource: dict[str, Any] | None) -> tuple[str, ...]:
+    if resource is None or rtype not in _KEYS:
+        return ()
+    return tuple(sorted(set(_KEYS[rtype](resource))))
+
+
+def condition_key(rtype: str, query: str) -> str:
+    """The key a conditional create holds, so that racing creates with the same condition
+    collide in the database. The query is normalised (sorted parameters)."""
+    parts = sorted(p for p in query.split("&") if p)
+    return f"{rtype}.condition|{'&'.join(parts)}"

@@ -1,0 +1,100 @@
+"""Validation of a resource on write: structure (fhir.resources R4B models, serving R4
+4.0.1), identity of the resource against the URL, and the business rules of this server
+(INS key). Pure: raises FhirError, touches nothing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from fhir_server.errors import FhirError, Issue, bad_request
+from fhir_server.fhir.ins import INS_SYSTEMS, nir_key_valid
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
+
+ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
+
+
+def check_id(id: str) -> str:
+    if not ID_RE.fullmatch(id):
+        raise bad_request(f"Invalid resource id {id!r}: expected [A-Za-z0-9-.]{{1,64}}", "id")
+    return id
+
+
+def _location(loc: tuple[Any, ...], rtype: str) -> str:
+    path = rtype
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "__root__":
+            path += f".{part}"
+    return path
+
+
+def _structure_issues(rtype: str, resource: dict[str, Any]) -> list[Issue]:
+    model = RESOURCE_TYPES[rtype].model
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        return [
+            Issue(
+                "structure" if err["type"] != "extra_forbidden" else "invalid",
+                f"{err['msg']}",
+                expression=(_location(tuple(err["loc"]), rtype),),
+            )
+            for err in exc.errors()[:50]
+        ]
+    except (ValueError, TypeError) as exc:
+        return [Issue("structure", str(exc), expression=(rtype,))]
+    return []
+
+
+def _ins_issues(resource: dict[str, Any]) -> list[Issue]:
+    issues = []
+    for i, ident in enumerate(resource.get("identifier") or []):
+        if not isinstance(ident, dict) or ident.get("system") not in INS_SYSTEMS:
+            continue
+        value = str(ident.get("value") or "")
+        if not nir_key_valid(value):
+            issues.append(
+                Issue(
+                    "business-rule",
+                    f"INS {value!r} ({INS_SYSTEMS[ident['system']]}) is not valid: it must have "
+                    "15 characters ending with the NIR key 97 - (first 13 digits mod 97)",
+                    expression=(f"Patient.identifier[{i}].value",),
+                )
+            )
+    return issues
+
+
+def validate_resource(
+    rtype: str, resource: Any, *, url_id: str | None = None, require_id: bool = False
+) -> dict[str, Any]:
+    """Check a parsed body before it is stored; return it unchanged when valid."""
+    if not isinstance(resource, dict):
+        raise bad_request("The body must be a FHIR resource (a JSON object)")
+    found = resource.get("resourceType")
+    if found != rtype:
+        raise bad_request(
+            f"resourceType {found!r} does not match the URL's type {rtype!r}", "resourceType"
+        )
+    rid = resource.get("id")
+    if rid is not None:
+        if not isinstance(rid, str):
+            raise bad_request("id must be a string", f"{rtype}.id")
+        check_id(rid)
+    if url_id is not None and rid != url_id:
+        raise bad_request(
+            f"The resource id {rid!r} must equal the id in the URL {url_id!r}", f"{rtype}.id"
+        )
+    if require_id and rid is None:
+        raise bad_request("An update must carry the resource id", f"{rtype}.id")
+    issues = _structure_issues(rtype, resource)
+    if issues:
+        raise FhirError(400, issues)
+    if rtype == "Patient":
+        issues = _ins_issues(resource)
+        if issues:
+            raise FhirError(422, issues)
+    return resource

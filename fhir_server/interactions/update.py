@@ -1,0 +1,56 @@
+"""update (PUT), with If-Match optimistic locking; update-as-create for a new id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server import errors
+from fhir_server.fhir.validation import check_id, validate_resource
+from fhir_server.interactions.context import Context
+from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.versioning import make_write
+from fhir_server.storage.port import UniqueViolation, VersionConflict
+
+RETRIES = 5
+
+
+def parse_etag(value: str) -> int:
+    tag = value.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    if not tag.isdigit():
+        raise errors.bad_request(f'If-Match {value!r} is not a version ETag like W/"3"')
+    return int(tag)
+
+
+async def update(
+    ctx: Context, rtype: str, id: str, resource: Any, *, if_match: str | None = None
+) -> WriteOutcome:
+    check_id(id)
+    validate_resource(rtype, resource, url_id=id, require_id=True)
+    expected = parse_etag(if_match) if if_match else None
+    for _ in range(RETRIES):
+        current = await ctx.store.read(rtype, id)
+        if expected is not None and (current is None or current.version != expected):
+            found = "no version" if current is None else f"version {current.version}"
+            raise errors.precondition_failed(
+                f"If-Match expects version {expected} of {rtype}/{id}, the server has {found}"
+            )
+        write = make_write("update", rtype, id, resource, current=current, now=ctx.now_iso())
+        try:
+            [stored] = await ctx.store.commit([write])
+        except VersionConflict:
+            if expected is not None:
+                raise errors.precondition_failed(
+                    f"{rtype}/{id} changed since version {expected}"
+                ) from None
+            continue  # a concurrent writer won: read again and reapply
+        except UniqueViolation as exc:
+            raise errors.conflict(
+                f"{exc.rtype}/{exc.id} already holds {exc.key!r}; it must be unique",
+                code="duplicate",
+            ) from None
+        created = current is None or current.deleted
+        return WriteOutcome(201 if created else 200, stored)
+    raise errors.conflict(f"{rtype}/{id} is being changed concurrently; retry")

@@ -1,0 +1,331 @@
+"""The embedded store: stdlib sqlite3 in WAL mode.
+
+One writer connection on its own thread serialises every commit (BEGIN IMMEDIATE), so
+preconditions and unique keys are checked inside the transaction that writes; readers use
+per-thread connections and never block the writer (WAL). Per resource type: a current
+table, an append-only history table and the index tables that search compiles against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
+from fhir_server.storage import sqlite_search
+from fhir_server.storage.port import (
+    HistoryPage,
+    Stored,
+    StoreUnavailable,
+    UniqueViolation,
+    VersionConflict,
+    Write,
+)
+
+T = TypeVar("T")
+
+
+def table_ddl(rtype: str) -> list[str]:
+    t = rtype
+    return [
+        f"""CREATE TABLE IF NOT EXISTS "{t}" (
+            rid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            version INTEGER NOT NULL,
+            last_updated TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            patient TEXT,
+            content BLOB)""",
+        f'CREATE INDEX IF NOT EXISTS "{t}_patient" ON "{t}"(patient, last_updated)',
+        f'CREATE INDEX IF NOT EXISTS "{t}_lastupdated" ON "{t}"(last_updated, id)',
+        f"""CREATE TABLE IF NOT EXISTS "{t}_history" (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            last_updated TEXT NOT NULL,
+            deleted INTEGER NOT NULL,
+            method TEXT NOT NULL,
+            content BLOB,
+            UNIQUE(id, version))""",
+        # index terms: tokens and references as "param|value" terms, strings and dates typed
+        f"""CREATE TABLE IF NOT EXISTS "{t}_token" (
+            term TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(term, rid)) WITHOUT ROWID""",
+        f'CREATE INDEX IF NOT EXISTS "{t}_token_rid" ON "{t}_token"(rid)',
+        f"""CREATE TABLE IF NOT EXISTS "{t}_ref" (
+            term TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(term, rid)) WITHOUT ROWID""",
+        f'CREATE INDEX IF NOT EXISTS "{t}_ref_rid" ON "{t}_ref"(rid)',
+        f"""CREATE TABLE IF NOT EXISTS "{t}_string" (
+            param TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL)""",
+        f'CREATE INDEX IF NOT EXISTS "{t}_string_pv" ON "{t}_string"(param, value, rid)',
+        f'CREATE INDEX IF NOT EXISTS "{t}_string_rid" ON "{t}_string"(rid)',
+        f"""CREATE TABLE IF NOT EXISTS "{t}_date" (
+            param TEXT NOT NULL, low TEXT NOT NULL, high TEXT NOT NULL, rid INTEGER NOT NULL)""",
+        f'CREATE INDEX IF NOT EXISTS "{t}_date_low" ON "{t}_date"(param, low, rid)',
+        f'CREATE INDEX IF NOT EXISTS "{t}_date_high" ON "{t}_date"(param, high, rid)',
+        f'CREATE INDEX IF NOT EXISTS "{t}_date_rid" ON "{t}_date"(rid)',
+    ]
+
+
+COMMON_DDL = [
+    """CREATE TABLE IF NOT EXISTS unique_keys (
+        key TEXT PRIMARY KEY, rtype TEXT NOT NULL, id TEXT NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS unique_keys_holder ON unique_keys(rtype, id)",
+]
+
+INDEX_TABLES = ("token", "ref", "string", "date")
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL", readers: int = 4):
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._writer_exec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader_exec = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
+        self._local = threading.local()
+        self._writer: sqlite3.Connection | None = None
+        self._all_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA mmap_size=268435456")
+        with self._lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    async def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_exec, self._guard, fn, True)
+
+    async def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_exec, self._guard, fn, False)
+
+    def _guard(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        try:
+            if write:
+                assert self._writer is not None, "store not open"
+                return fn(self._writer)
+            return fn(self._reader())
+        except sqlite3.OperationalError as exc:
+            # locked beyond busy_timeout, disk I/O error, unreadable file: a 503, not a 500
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+        def setup(_: Any) -> None:
+            self._writer = self._connect()
+            ddl = list(COMMON_DDL)
+            for rtype in RESOURCE_TYPES:
+                ddl.extend(table_ddl(rtype))
+            self._writer.executescript("BEGIN;" + ";".join(ddl) + ";COMMIT;")
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_exec, setup, None)
+
+    async def close(self) -> None:
+        with self._lock:
+            conns, self._all_conns = self._all_conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._writer_exec.shutdown(wait=False)
+        self._reader_exec.shutdown(wait=False)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._run_read(lambda c: c.execute("SELECT 1").fetchone()[0] == 1)
+        except Exception:
+            return False
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def commit(self, writes: Sequence[Write]) -> list[Stored]:
+        return await self._run_write(lambda conn: self._commit(conn, writes))
+
+    def _commit(self, conn: sqlite3.Connection, writes: Sequence[Write]) -> list[Stored]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stored = [self._apply(conn, w) for w in writes]
+            conn.execute("COMMIT")
+            return stored
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _apply(self, conn: sqlite3.Connection, w: Write) -> Stored:
+        t = w.rtype
+        row = conn.execute(f'SELECT rid, version FROM "{t}" WHERE id = ?', (w.id,)).fetchone()
+        actual = row[1] if row else None
+        if w.kind == "create":
+            if row is not None:
+                raise VersionConflict(t, w.id, None, actual)
+        elif actual != w.expected_version:
+            raise VersionConflict(t, w.id, w.expected_version, actual)
+        content = orjson.dumps(w.resource) if w.resource is not None else None
+        deleted = w.kind == "delete"
+        patient = None if deleted else w.index.patient
+        if row is None:
+            rid = conn.execute(
+                f'INSERT INTO "{t}" (id, version, last_updated, deleted, patient, content) '
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (w.id, w.version, w.last_updated, int(deleted), patient, content),
+            ).lastrowid
+        else:
+            rid = row[0]
+            conn.execute(
+                f'UPDATE "{t}" SET version = ?, last_updated = ?, deleted = ?, patient = ?, '
+                "content = ? WHERE rid = ?",
+                (w.version, w.last_updated, int(deleted), patient, content, rid),
+            )
+            for kind in INDEX_TABLES:
+                conn.execute(f'DELETE FROM "{t}_{kind}" WHERE rid = ?', (rid,))
+        self._write_keys(conn, w)
+        if not deleted:
+            self._write_index(conn, t, rid, w)
+        method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[w.kind]
+        conn.execute(
+            f'INSERT INTO "{t}_history" (id, version, last_updated, deleted, method, content) '
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (w.id, w.version, w.last_updated, int(deleted), method, content),
+        )
+        return Stored(t, w.id, w.version, w.last_updated, deleted, content, method, w.resource)
+
+    def _write_keys(self, conn: sqlite3.Connection, w: Write) -> None:
+        conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (w.rtype, w.id))
+        if w.kind == "delete":
+            return
+        for key in w.unique_keys:
+            try:
+                conn.execute(
+                    "INSERT INTO unique_keys (key, rtype, id) VALUES (?, ?, ?)",
+                    (key, w.rtype, w.id),
+                )
+            except sqlite3.IntegrityError:
+                holder = conn.execute(
+                    "SELECT rtype, id FROM unique_keys WHERE key = ?", (key,)
+                ).fetchone()
+                raise UniqueViolation(key, holder[0], holder[1]) from None
+
+    @staticmethod
+    def _write_index(conn: sqlite3.Connection, t: str, rid: int, w: Write) -> None:
+        terms = w.index
+        if terms.tokens:
+            conn.executemany(
+                f'INSERT OR IGNORE INTO "{t}_token" (term, rid) VALUES (?, ?)',
+                [(f"{p}|{v}", rid) for p, v in terms.tokens],
+            )
+        if terms.refs:
+            conn.executemany(
+                f'INSERT OR IGNORE INTO "{t}_ref" (term, rid) VALUES (?, ?)',
+                [(f"{p}|{v}", rid) for p, v in terms.refs],
+            )
+        if terms.strings:
+            conn.executemany(
+                f'INSERT INTO "{t}_string" (param, value, rid) VALUES (?, ?, ?)',
+                [(p, v, rid) for p, v in terms.strings],
+            )
+        if terms.dates:
+            conn.executemany(
+                f'INSERT INTO "{t}_date" (param, low, high, rid) VALUES (?, ?, ?, ?)',
+                [(p, lo, hi, rid) for p, lo, hi in terms.dates],
+            )
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def read(self, rtype: str, id: str) -> Stored | None:
+        def q(conn: sqlite3.Connection) -> Stored | None:
+            row = conn.execute(
+                f'SELECT version, last_updated, deleted, content FROM "{rtype}" WHERE id = ?',
+                (id,),
+            ).fetchone()
+            if row is None:
+                return None
+            return Stored(rtype, id, row[0], row[1], bool(row[2]), row[3])
+
+        return await self._run_read(q)
+
+    async def vread(self, rtype: str, id: str, version: int) -> Stored | None:
+        def q(conn: sqlite3.Connection) -> Stored | None:
+            row = conn.execute(
+                f'SELECT last_updated, deleted, content, method FROM "{rtype}_history" '
+                "WHERE id = ? AND version = ?",
+                (id, version),
+            ).fetchone()
+            if row is None:
+                return None
+            return Stored(rtype, id, version, row[0], bool(row[1]), row[2], row[3])
+
+        return await self._run_read(q)
+
+    async def history(
+        self,
+        rtype: str | None,
+        id: str | None,
+        *,
+        count: int,
+        cursor: str | None = None,
+        since: str | None = None,
+    ) -> HistoryPage:
+        if rtype is None:
+            raise NotImplementedError("system-level history is not supported")
+
+        def q(conn: sqlite3.Connection) -> HistoryPage:
+            sql = (
+                f"SELECT seq, id, version, last_updated, deleted, content, method "
+                f'FROM "{rtype}_history" WHERE 1=1'
+            )
+            args: list[Any] = []
+            if id is not None:
+                sql += " AND id = ?"
+                args.append(id)
+            if cursor is not None:
+                sql += " AND seq < ?"
+                args.append(int(cursor))
+            if since is not None:
+                sql += " AND last_updated >= ?"
+                args.append(since)
+            sql += " ORDER BY seq DESC LIMIT ?"
+            args.append(count + 1)
+            rows = conn.execute(sql, args).fetchall()
+            more = len(rows) > count
+            rows = rows[:count]
+            entries = [Stored(rtype, r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
+            return HistoryPage(entries, str(rows[-1][0]) if more and rows else None)
+
+        return await self._run_read(q)
+
+    async def holder_of(self, key: str) -> tuple[str, str] | None:
+        def q(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            row = conn.execute("SELECT rtype, id FROM unique_keys WHERE key = ?", (key,)).fetchone()
+            return (row[0], row[1]) if row else None
+
+        return await self._run_read(q)
+
+    async def search(self, plan: Any) -> Any:
+        return await self._run_read(lambda conn: sqlite_search.execute(conn, plan))
