@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fhir_server.errors import FhirError, Issue, bad_request
+from fhir_server.fhir.bindings import binding_issues
 from fhir_server.fhir.ins import INS_SYSTEMS, nir_key_valid
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 
@@ -90,7 +91,7 @@ def validate_resource(
         )
     if require_id and rid is None:
         raise bad_request("An update must carry the resource id", f"{rtype}.id")
-    issues = _structure_issues(rtype, resource)
+    issues = _structure_issues(rtype, resource) + binding_issues(rtype, resource)
     if issues:
         raise FhirError(400, issues)
     if rtype == "Patient":

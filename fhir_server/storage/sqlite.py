@@ -9,6 +9,7 @@ table, an append-only history table and the index tables that search compiles ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -150,10 +151,8 @@ class SqliteStore:
         with self._lock:
             conns, self._all_conns = self._all_conns, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._writer_exec.shutdown(wait=False)
         self._reader_exec.shutdown(wait=False)
 

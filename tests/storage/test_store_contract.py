@@ -1,0 +1,145 @@
+"""The Store port's contract, run against every adapter (see STORE_FACTORIES)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from fhir_server.storage.port import IndexTerms, UniqueViolation, VersionConflict, Write
+
+
+def run(store: Any, body: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        await store.open()
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def w(kind, id, version, *, expected=None, keys=(), rtype="Patient", res=True, tokens=()):
+    resource = {"resourceType": rtype, "id": id, "meta": {"versionId": str(version)}} if res else None
+    return Write(
+        kind, rtype, id, version, f"2026-01-01T00:00:0{version}.000000+00:00", resource,
+        expected_version=expected, unique_keys=keys, index=IndexTerms(tokens=tokens),
+    )
+
+
+def test_create_then_read_and_vread(store):
+    async def body(s):
+        [stored] = await s.commit([w("create", "a", 1)])
+        assert stored.version == 1
+        cur = await s.read("Patient", "a")
+        assert cur.resource["id"] == "a" and not cur.deleted
+        assert (await s.vread("Patient", "a", 1)).resource["meta"]["versionId"] == "1"
+        assert await s.read("Patient", "zz") is None
+        assert await s.vread("Patient", "a", 2) is None
+
+    run(store, body)
+
+
+def test_create_existing_id_conflicts(store):
+    async def body(s):
+        await s.commit([w("create", "a", 1)])
+        with pytest.raises(VersionConflict):
+            await s.commit([w("create", "a", 1)])
+
+    run(store, body)
+
+
+def test_update_checks_expected_version(store):
+    async def body(s):
+        await s.commit([w("create", "a", 1)])
+        await s.commit([w("update", "a", 2, expected=1)])
+        with pytest.raises(VersionConflict):
+            await s.commit([w("update", "a", 3, expected=1)])
+        assert (await s.read("Patient", "a")).version == 2
+
+    run(store, body)
+
+
+def test_batch_is_all_or_nothing(store):
+    async def body(s):
+        await s.commit([w("create", "a", 1)])
+        with pytest.raises(VersionConflict):
+            await s.commit([w("create", "b", 1), w("create", "a", 1)])
+        assert await s.read("Patient", "b") is None
+        page = await s.history("Patient", None, count=10)
+        assert [e.id for e in page.entries] == ["a"]
+
+    run(store, body)
+
+
+def test_unique_keys_are_enforced_and_released(store):
+    async def body(s):
+        await s.commit([w("create", "a", 1, keys=("ins|1",))])
+        with pytest.raises(UniqueViolation) as exc:
+            await s.commit([w("create", "b", 1, keys=("ins|1",))])
+        assert (exc.value.rtype, exc.value.id) == ("Patient", "a")
+        assert await s.read("Patient", "b") is None
+        assert await s.holder_of("ins|1") == ("Patient", "a")
+        await s.commit([w("delete", "a", 2, expected=1, res=False)])
+        assert await s.holder_of("ins|1") is None
+        await s.commit([w("create", "b", 1, keys=("ins|1",))])
+
+    run(store, body)
+
+
+def test_delete_keeps_history(store):
+    async def body(s):
+        await s.commit([w("create", "a", 1)])
+        await s.commit([w("delete", "a", 2, expected=1, res=False)])
+        cur = await s.read("Patient", "a")
+        assert cur.deleted and cur.version == 2
+        page = await s.history("Patient", "a", count=10)
+        assert [(e.version, e.deleted) for e in page.entries] == [(2, True), (1, False)]
+
+    run(store, body)
+
+
+def test_history_paging(store):
+    async def body(s):
+        for i in range(5):
+            await s.commit([w("create", f"p{i}", 1)])
+        first = await s.history("Patient", None, count=2)
+        assert [e.id for e in first.entries] == ["p4", "p3"]
+        second = await s.history("Patient", None, count=2, cursor=first.next_cursor)
+        assert [e.id for e in second.entries] == ["p2", "p1"]
+        third = await s.history("Patient", None, count=2, cursor=second.next_cursor)
+        assert [e.id for e in third.entries] == ["p0"] and third.next_cursor is None
+
+    run(store, body)
+
+
+def test_concurrent_updates_lose_nothing(store):
+    """Ten writers racing on one resource: each either wins its version or is told."""
+
+    async def body(s):
+        await s.commit([w("create", "a", 1)])
+
+        async def bump() -> bool:
+            for _ in range(50):
+                cur = await s.read("Patient", "a")
+                try:
+                    await s.commit([w("update", "a", cur.version + 1, expected=cur.version)])
+                    return True
+                except VersionConflict:
+                    await asyncio.sleep(0)
+            return False
+
+        results = await asyncio.gather(*(bump() for _ in range(10)))
+        assert all(results)
+        assert (await s.read("Patient", "a")).version == 11
+        page = await s.history("Patient", "a", count=20)
+        assert [e.version for e in page.entries] == list(range(11, 0, -1))
+
+    run(store, body)
+
+
+def test_ping(store):
+    assert run(store, lambda s: s.ping()) is True
