@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from fhir_server import errors
 from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
-from fhir_server.api.responses import fhir_response, resource_headers, write_response
+from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
 from fhir_server.interactions import create, delete, history, read, search, update
@@ -86,9 +86,18 @@ async def create_route(request: Request, rtype: str) -> Response:
 
 async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
     resource_type(rtype, "search-type")
-    result = await search.search(context(request), rtype, params)
+    strict = prefer(request, "handling") == "strict"
+    out = await search.search(context(request), rtype, params, strict=strict)
+    result = out.result
     bundle = searchset_bundle(
-        base_url(request), rtype, params, result.entries, result.next_cursor, total=result.total
+        base_url(request),
+        rtype,
+        params,
+        result.entries,
+        result.next_cursor,
+        total=result.total,
+        included=result.included,
+        outcome=out.outcome(),
     )
     return fhir_response(request, bundle)
 

@@ -1,20 +1,62 @@
-"""search-type: parse the query into a plan (pure), run it in the store."""
+"""search-type: parse the query into a plan (pure), run it in the store, shape the
+matches (`_summary`, `_elements`) and say which parameters were ignored."""
 
 from __future__ import annotations
 
-from fhir_server import errors
+from dataclasses import dataclass, field, replace
+
+from fhir_server.errors import Issue, operation_outcome
 from fhir_server.interactions.context import Context
-from fhir_server.search.plan import SearchResult, parse_query
+from fhir_server.search.plan import SearchPlan, SearchResult, parse_query
+from fhir_server.search.shape import needs_shaping, shape
+from fhir_server.storage.port import Stored
 
 
-async def search(ctx: Context, rtype: str, params: list[tuple[str, str]]) -> SearchResult:
+@dataclass
+class SearchOutcome:
+    plan: SearchPlan
+    result: SearchResult
+    warnings: list[Issue] = field(default_factory=list)
+
+    def outcome(self) -> dict | None:
+        return operation_outcome(self.warnings) if self.warnings else None
+
+
+def _shaped(plan: SearchPlan, entries: list[Stored]) -> list[Stored]:
+    if not needs_shaping(plan.summary, plan.elements):
+        return entries
+    out = []
+    for s in entries:
+        res = shape(s.rtype, s.resource or {}, plan.summary, plan.elements)
+        out.append(Stored(s.rtype, s.id, s.version, s.last_updated, False, None, _resource=res))
+    return out
+
+
+async def search(
+    ctx: Context, rtype: str, params: list[tuple[str, str]], *, strict: bool = False
+) -> SearchOutcome:
     plan = parse_query(
         rtype,
         params,
         default_count=ctx.settings.default_count,
         max_count=ctx.settings.max_count,
+        strict=strict,
+        enforce_required=True,
     )
-    try:
-        return await ctx.store.search(plan)
-    except ValueError:
-        raise errors.bad_request("Invalid paging cursor", "_cursor") from None
+    # the access-control layer puts its visibility restriction here (see SearchPlan)
+    visibility = ctx.extras.get("search_visibility")
+    if visibility is not None:
+        plan = replace(plan, visibility=visibility)
+    result = await ctx.store.search(plan)
+    result.entries = _shaped(plan, result.entries)
+    warnings = []
+    if plan.ignored:
+        warnings.append(
+            Issue(
+                "not-supported",
+                f"Ignored search parameters unknown to this server for {rtype}: "
+                f"{', '.join(plan.ignored)} (send Prefer: handling=strict to have them refused)",
+                severity="warning",
+            )
+        )
+    return SearchOutcome(plan, result, warnings)

@@ -1,48 +1,248 @@
-"""Index terms extracted from a resource on write (pure). Minimal first cut: identifiers
-and the patient reference; the search issue extends it to every parameter."""
+"""Index terms extracted from a resource on write (pure, and fast: plain dict walking
+along the paths of `search.params`, no fhir.resources models on this path).
+
+Encodings (both stores store them as they are):
+- token: "system|code", plus the bare "code" (any system); "|code" when there is no
+  system. Identifiers likewise with their value; booleans "true"/"false"; `code`
+  elements bare only (their system is implicit).
+- reference: "Type/id" (base URL and _history stripped). With `by_identifier`, the
+  reference's identifier (or the identifier of the contained resource it points at) is
+  also a token of "<param>:identifier".
+- string: folded (NFKD, combining marks dropped, casefolded) under the param, and verbatim
+  under "<param>:exact".
+- date: inclusive (low, high) UTC instants at the precision of the value (`search.dates`).
+- patient: the compartment owner (own id for a Patient, else the first Patient of the
+  `patient` parameter); sort: per sortable date param the smallest low ("" when none).
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
+from fhir_server.search.dates import parse_range, period_range
+from fhir_server.search.params import SearchParam, params_of
 from fhir_server.storage.port import IndexTerms
 
-# where each type points at its patient (the compartment owner, the shard key)
-PATIENT_PATHS: dict[str, str] = {
-    "DocumentReference": "subject",
-    "Consent": "patient",
-    "List": "subject",
-    "Communication": "subject",
-}
+_SEGMENT = re.compile(r"ext\([^)]*\)|[^.]+")
 
 
-def _token_values(system: str | None, code: str | None) -> list[str]:
-    if not code:
+@cache
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(_SEGMENT.findall(path))
+
+
+def walk(node: Any, segments: tuple[str, ...]) -> Iterator[Any]:
+    """Every value at the end of a path; lists flatten at each step."""
+    if isinstance(node, list):
+        for item in node:
+            yield from walk(item, segments)
+        return
+    if not segments:
+        if node is not None:
+            yield node
+        return
+    if not isinstance(node, dict):
+        return
+    head, rest = segments[0], segments[1:]
+    if head.startswith("ext("):
+        url = head[4:-1]
+        for ext in node.get("extension") or ():
+            if isinstance(ext, dict) and ext.get("url") == url:
+                yield from walk(ext, rest)
+        return
+    child = node.get(head)
+    if child is not None:
+        yield from walk(child, rest)
+
+
+def values_at(resource: dict[str, Any], param: SearchParam) -> Iterator[Any]:
+    for path in param.paths:
+        yield from walk(resource, _segments(path))
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def coded(system: Any, code: Any) -> list[str]:
+    if not isinstance(code, str) or not code:
         return []
-    values = [code, f"{system}|{code}" if system else f"|{code}"]
-    return values
+    if isinstance(system, str) and system:
+        return [code, f"{system}|{code}"]
+    return [code, f"|{code}"]
 
 
-def _patient_id(rtype: str, resource: dict[str, Any]) -> str | None:
-    if rtype == "Patient":
-        return resource.get("id")
-    path = PATIENT_PATHS.get(rtype)
-    ref = (resource.get(path) or {}).get("reference", "") if path else ""
-    if isinstance(ref, str) and ref.startswith("Patient/"):
-        return ref.split("/", 1)[1]
+def token_values(value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, str):
+        return [value] if value else []
+    if not isinstance(value, dict):
+        return []
+    if "coding" in value:  # CodeableConcept
+        out: list[str] = []
+        for coding in value.get("coding") or ():
+            if isinstance(coding, dict):
+                out += coded(coding.get("system"), coding.get("code"))
+        return out
+    if "value" in value and "code" not in value:  # Identifier
+        return coded(value.get("system"), value.get("value"))
+    return coded(value.get("system"), value.get("code"))  # Coding
+
+
+# -- references ----------------------------------------------------------------------------
+
+_REF_TAIL = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/[^/]+)?$")
+
+
+def reference_key(ref: str) -> str | None:
+    """ "Type/id" of a literal reference, relative or absolute; None for others (#contained)."""
+    m = _REF_TAIL.search(ref)
+    if m is None:
+        return None
+    start = m.start()
+    if start > 0 and ref[start - 1] != "/":
+        return None
+    return f"{m.group(1)}/{m.group(2)}"
+
+
+def _contained(resource: dict[str, Any], ref: str) -> dict[str, Any] | None:
+    for item in resource.get("contained") or ():
+        if isinstance(item, dict) and f"#{item.get('id')}" == ref:
+            return item
     return None
 
 
-def extract_terms(rtype: str, resource: dict[str, Any]) -> IndexTerms:
-    tokens: list[tuple[str, str]] = []
-    identifiers = resource.get("identifier") or []
-    if isinstance(identifiers, dict):
-        identifiers = [identifiers]
-    for ident in identifiers:
+def _identifiers(resource: dict[str, Any], value: dict[str, Any], depth: int = 0) -> list[Any]:
+    idents: list[Any] = []
+    if isinstance(value.get("identifier"), dict):
+        idents.append(value["identifier"])
+    ref = value.get("reference")
+    target = _contained(resource, ref) if isinstance(ref, str) and ref[:1] == "#" else None
+    if target is not None:
+        found = target.get("identifier") or []
+        idents += found if isinstance(found, list) else [found]
+        # a contained PractitionerRole names its practitioner in turn (one level, no loops)
+        inner = target.get("practitioner")
+        if isinstance(inner, dict) and depth == 0:
+            idents += _identifiers(resource, inner, 1)
+    return idents
+
+
+def reference_identifiers(resource: dict[str, Any], value: dict[str, Any]) -> list[str]:
+    """Identifier tokens of a Reference: its own identifier, or its contained target's."""
+    out: list[str] = []
+    for ident in _identifiers(resource, value):
         if isinstance(ident, dict):
-            tokens += [
-                ("identifier", v) for v in _token_values(ident.get("system"), ident.get("value"))
-            ]
-    patient = _patient_id(rtype, resource)
-    refs = [("patient", f"Patient/{patient}")] if patient and rtype != "Patient" else []
-    return IndexTerms(tokens=tuple(tokens), refs=tuple(refs), patient=patient)
+            out += coded(ident.get("system"), ident.get("value"))
+    return out
+
+
+# -- strings -------------------------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """Case and accents folded: "Hélène" and "HELENE" index alike."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+# -- extraction ----------------------------------------------------------------------------
+
+
+class _Acc:
+    __slots__ = ("tokens", "refs", "strings", "dates")
+
+    def __init__(self) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        self.refs: list[tuple[str, str]] = []
+        self.strings: list[tuple[str, str]] = []
+        self.dates: list[tuple[str, str, str]] = []
+
+
+def _add_token(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
+    acc.tokens += [(p.name, v) for v in token_values(value)]
+
+
+def _add_uri(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
+    if isinstance(value, str) and value:
+        acc.tokens.append((p.name, value))
+
+
+def _add_reference(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
+    if not isinstance(value, dict):
+        return
+    ref = value.get("reference")
+    key = reference_key(ref) if isinstance(ref, str) else None
+    if key is not None and (not p.only_targets or key.split("/", 1)[0] in p.targets):
+        acc.refs.append((p.name, key))
+    if p.by_identifier:
+        acc.tokens += [(f"{p.name}:identifier", v) for v in reference_identifiers(res, value)]
+
+
+def _add_string(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
+    if isinstance(value, str) and value:
+        acc.strings.append((p.name, fold(value)))
+        acc.strings.append((f"{p.name}:exact", value))
+
+
+def _add_date(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
+    rng = parse_range(value) if isinstance(value, str) else None
+    if rng is None and isinstance(value, dict):
+        rng = period_range(value)
+    if rng is not None:
+        acc.dates.append((p.name, rng[0], rng[1]))
+
+
+_ADDERS = {
+    "token": _add_token,
+    "uri": _add_uri,
+    "reference": _add_reference,
+    "string": _add_string,
+    "date": _add_date,
+}
+
+
+def _dedupe(items: list[Any]) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _patient_of(rtype: str, resource: dict[str, Any], refs: list[tuple[str, str]]) -> str | None:
+    if rtype == "Patient":
+        return resource.get("id")
+    for param, key in refs:
+        if param == "patient" and key.startswith("Patient/"):
+            return key[8:]
+    return None
+
+
+def _sort_keys(rtype: str, dates: list[tuple[str, str, str]]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for p in params_of(rtype).values():
+        if p.sortable:
+            lows = [lo for name, lo, _ in dates if name == p.name]
+            out.append((p.name, min(lows) if lows else ""))
+    return tuple(out)
+
+
+def extract_terms(rtype: str, resource: dict[str, Any]) -> IndexTerms:
+    if not resource:
+        return IndexTerms()
+    acc = _Acc()
+    for param in params_of(rtype).values():
+        add = _ADDERS[param.type]
+        for value in values_at(resource, param):
+            add(acc, resource, param, value)
+    return IndexTerms(
+        tokens=_dedupe(acc.tokens),
+        strings=_dedupe(acc.strings),
+        dates=_dedupe(acc.dates),
+        refs=_dedupe(acc.refs),
+        patient=_patient_of(rtype, resource, acc.refs),
+        sort=_sort_keys(rtype, acc.dates),
+    )

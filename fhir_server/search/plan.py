@@ -1,64 +1,218 @@
-"""Search plans: a parsed, validated query, independent of any database (pure).
-Minimal first cut (identifier, _id, patient); the search issue extends it."""
+"""Search plans: a parsed, validated query as plain immutable data, independent of any
+database (pure). `storage/sqlite_search.py` compiles a plan to SQL, `storage/
+mongo_search.py` to a MongoDB filter; both must give the same answers.
+
+A plan is the AND of its `where` conditions. Conditions are a small algebra:
+
+- TermIn(kind, terms): the resource has one of these exact index terms ("param|value"),
+  kind "tok" (tokens) or "ref" (references).
+- TermPrefix(kind, prefix): the resource has a term starting with prefix (`system|`).
+- StringMatch(param, mode, value): a string index entry equal to / starting with /
+  containing value (already folded, except for "exact" which targets "param:exact").
+- DateMatch(param, bounds): one date entry of param satisfies every bound
+  (field "lo"/"hi", operator, instant); param "_lastUpdated" targets the column.
+- Has(kind, param): the resource has some entry for param (`:missing=false`).
+- IdIn(ids), PatientIn(ids): on the id and compartment-owner columns.
+- PatientChain(cond): the compartment owner is a live Patient matching cond
+  (`patient.identifier`).
+- AnyOf(parts), Not(cond).
+
+Paging is by keyset: the cursor carries the sort value and the id of the last entry of
+the page, so inserting or deleting resources between pages never shifts the next page.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
 
 from fhir_server.errors import bad_request
+from fhir_server.search.params import describe_params as describe_params
+from fhir_server.storage.port import Stored
 
-TOKEN_PARAMS = {"identifier"}
-REF_PARAMS = {"patient", "subject"}
-RESULT_PARAMS = {"_count", "_format", "_pretty"}
+TermKind = Literal["tok", "ref"]
+IndexKind = Literal["tok", "ref", "str", "date"]
+StringMode = Literal["prefix", "exact", "contains"]
+Op = Literal["<", "<=", ">", ">="]
+TotalMode = Literal["none", "estimate", "accurate"]
 
 
 @dataclass(frozen=True)
-class Clause:
-    """OR of terms within one parameter; a plan ANDs its clauses."""
-
-    kind: str  # "id" | "token" | "ref"
+class TermIn:
+    kind: TermKind
     terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TermPrefix:
+    kind: TermKind
+    prefix: str
+
+
+@dataclass(frozen=True)
+class StringMatch:
+    param: str
+    mode: StringMode
+    value: str
+
+
+@dataclass(frozen=True)
+class DateMatch:
+    param: str
+    bounds: tuple[tuple[Literal["lo", "hi"], Op, str], ...]
+
+
+@dataclass(frozen=True)
+class Has:
+    kind: IndexKind
+    param: str
+
+
+@dataclass(frozen=True)
+class IdIn:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PatientIn:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PatientChain:
+    cond: Cond
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    cond: Cond
+
+
+Cond = (
+    TermIn
+    | TermPrefix
+    | StringMatch
+    | DateMatch
+    | Has
+    | IdIn
+    | PatientIn
+    | PatientChain
+    | AnyOf
+    | Not
+)
+
+
+@dataclass(frozen=True)
+class Sort:
+    """key: "_id", "_lastUpdated" or a sortable date param (sorted by its lowest instant,
+    "" when absent). The id always breaks ties, in the same direction."""
+
+    key: str = "_id"
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Cursor:
+    value: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Include:
+    source: str  # type holding the reference
+    param: str  # reference param on source
+    target: str  # type referenced
+    reverse: bool  # _revinclude: fetch sources pointing at the matches
 
 
 @dataclass(frozen=True)
 class SearchPlan:
     rtype: str
-    clauses: tuple[Clause, ...] = ()
+    where: tuple[Cond, ...] = ()
+    sort: Sort = Sort()
     count: int = 50
-    cursor: str | None = None
+    cursor: Cursor | None = None
+    total: TotalMode = "none"
+    summary: str | None = None  # true | text | data | count | false
+    elements: tuple[str, ...] = ()
+    includes: tuple[Include, ...] = ()
+    # unknown parameters ignored under lenient handling, reported in an OperationOutcome
+    ignored: tuple[str, ...] = ()
+    # binds cursors to the query that made them (filters and sort)
+    fingerprint: str = ""
+    # Hook for the access-control layer (`fhir_server/policy`): a structure describing
+    # which resources the actor may see (security-label codes that exclude a document,
+    # author RPPS values exempt from that, an INVISIBLE_PATIENT embargo cutoff, allowed
+    # class codes). Each store compiler ANDs it into the query (`visibility_sql`,
+    # `visibility_mongo`), so paging and totals stay correct; None = no restriction.
+    visibility: Any = None
 
 
 @dataclass
 class SearchResult:
-    entries: list = field(default_factory=list)
+    entries: list[Stored] = field(default_factory=list)
     next_cursor: str | None = None
     total: int | None = None
+    included: list[Stored] = field(default_factory=list)
 
 
-def _ref_term(param: str, value: str) -> str:
-    return f"patient|{value if '/' in value else 'Patient/' + value}"
+# -- cursors -------------------------------------------------------------------------------
+
+
+def _mac(fingerprint: str, value: str, id: str) -> str:
+    # Not a secret-keyed MAC: the cursor only positions a page inside the query the client
+    # sends anyway (filters and visibility never come from it); the check catches edited or
+    # mismatched cursors so they get a 400 rather than a silently wrong page.
+    return hashlib.sha256(f"{fingerprint}\x00{value}\x00{id}".encode()).hexdigest()[:16]
+
+
+def encode_cursor(plan: SearchPlan, value: str, id: str) -> str:
+    raw = orjson.dumps([value, id, _mac(plan.fingerprint, value, id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, fingerprint: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value, id, mac = orjson.loads(raw)
+        ok = all(isinstance(x, str) for x in (value, id, mac))
+    except (ValueError, TypeError):
+        ok = False
+    if not ok or mac != _mac(fingerprint, value, id):
+        raise bad_request(
+            "Invalid paging cursor: it was altered or belongs to another query", "_cursor"
+        )
+    return Cursor(value, id)
 
 
 def parse_query(
-    rtype: str, params: list[tuple[str, str]], *, default_count: int = 50, max_count: int = 1000
+    rtype: str,
+    params: list[tuple[str, str]],
+    *,
+    default_count: int = 50,
+    max_count: int = 1000,
+    strict: bool = True,
+    enforce_required: bool = False,
 ) -> SearchPlan:
-    clauses: list[Clause] = []
-    count, cursor = default_count, None
-    for name, value in params:
-        if name == "_count":
-            if not value.isdigit():
-                raise bad_request(f"_count must be a whole number, got {value!r}", "_count")
-            count = min(int(value), max_count)
-        elif name == "_cursor":
-            cursor = value
-        elif name in RESULT_PARAMS:
-            continue
-        elif name == "_id":
-            clauses.append(Clause("id", tuple(value.split(","))))
-        elif name in TOKEN_PARAMS:
-            clauses.append(Clause("token", tuple(f"{name}|{v}" for v in value.split(","))))
-        elif name in REF_PARAMS:
-            clauses.append(Clause("ref", tuple(_ref_term(name, v) for v in value.split(","))))
-        else:
-            raise bad_request(f"Unknown search parameter {name!r} for {rtype}", name)
-    return SearchPlan(rtype, tuple(clauses), count, cursor)
+    """Parse a query into a plan (see `search.parse`). Defaults suit conditional create
+    (unknown parameters refused); the search interaction passes the client's handling
+    and enforces the PDSm required parameters."""
+    from fhir_server.search.parse import parse
+
+    return parse(
+        rtype,
+        params,
+        default_count=default_count,
+        max_count=max_count,
+        strict=strict,
+        enforce_required=enforce_required,
+    )

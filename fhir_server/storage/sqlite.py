@@ -65,12 +65,13 @@ def table_ddl(rtype: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS "{t}_string" (
             param TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL)""",
         f'CREATE INDEX IF NOT EXISTS "{t}_string_pv" ON "{t}_string"(param, value, rid)',
-        f'CREATE INDEX IF NOT EXISTS "{t}_string_rid" ON "{t}_string"(rid)',
+        # covering (rid, ...) indexes: the EXISTS probes of a patient-scoped search
+        f'CREATE INDEX IF NOT EXISTS "{t}_string_rpv" ON "{t}_string"(rid, param, value)',
         f"""CREATE TABLE IF NOT EXISTS "{t}_date" (
             param TEXT NOT NULL, low TEXT NOT NULL, high TEXT NOT NULL, rid INTEGER NOT NULL)""",
         f'CREATE INDEX IF NOT EXISTS "{t}_date_low" ON "{t}_date"(param, low, rid)',
         f'CREATE INDEX IF NOT EXISTS "{t}_date_high" ON "{t}_date"(param, high, rid)',
-        f'CREATE INDEX IF NOT EXISTS "{t}_date_rid" ON "{t}_date"(rid)',
+        f'CREATE INDEX IF NOT EXISTS "{t}_date_rplh" ON "{t}_date"(rid, param, low, high)',
     ]
 
 

@@ -1,43 +1,305 @@
-"""Compiles a search plan to SQL over the SQLite index tables and runs it."""
+"""Compiles a search plan (`search.plan`) to SQL over the SQLite index tables and runs it.
+
+Tables (see `sqlite.table_ddl`): the current table `T(rid, id, version, last_updated,
+deleted, patient, content)`, `T_token(term, rid)` and `T_ref(term, rid)` with term
+"param|value", `T_string(param, value, rid)`, `T_date(param, low, high, rid)`.
+
+How a query is driven, so that it never scans a table as data grows:
+- patient-scoped (a `patient`/`subject` value or `patient.identifier`): the `patient`
+  column index yields the patient's few rows; every other condition is a correlated
+  EXISTS probe on an index keyed by rid; the ORDER BY sorts those few rows.
+- otherwise the first indexable condition is an `rid IN (SELECT rid ...)` that drives
+  from its term/param index, and the others are EXISTS probes.
+Every value is a bound parameter; table names come from the resource type table and
+param names from `search.params`, never from the request.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-from fhir_server.search.plan import SearchPlan, SearchResult
+from fhir_server.search.plan import (
+    AnyOf,
+    Cond,
+    DateMatch,
+    Has,
+    IdIn,
+    Not,
+    PatientChain,
+    PatientIn,
+    SearchPlan,
+    SearchResult,
+    StringMatch,
+    TermIn,
+    TermPrefix,
+    encode_cursor,
+)
 from fhir_server.storage.port import Stored
 
-_TABLE = {"token": "token", "ref": "ref"}
+# _total=estimate counts up to this many matches, then gives up (no total)
+ESTIMATE_CAP = 10_000
+# at most this many resources are added by one _revinclude
+REVINCLUDE_CAP = 1_000
+_STRING_HIGH = chr(0x10FFFF)  # sorts after any UTF-8 text: prefix upper bound
+
+
+def prefix_upper(prefix: str) -> str:
+    """The smallest string greater than every string starting with prefix."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def visibility_sql(visibility: Any, rtype: str = "DocumentReference") -> tuple[str, list[Any]]:
+    """SQL (over alias `r` of the current table of rtype) restricting a search to what the
+    actor may see, and its bound arguments; ("", []) when there is no restriction.
+
+    The access-control layer (`fhir_server/policy`) hands a structure in
+    `SearchPlan.visibility`; it must provide `sql(rtype) -> (sql, args)` built only from
+    bound parameters (e.g. NOT EXISTS on `T_token` terms "security-label|<system>|<code>"
+    unless an `author:identifier` RPPS term is present, a date cutoff on `T_date`, a
+    `category` IN list). An unknown structure is refused rather than ignored, so a
+    restriction can never be silently dropped.
+    """
+    if visibility is None:
+        return "", []
+    to_sql = getattr(visibility, "sql", None)
+    if to_sql is None:
+        raise TypeError(f"visibility {type(visibility).__name__} cannot compile to SQL")
+    sql, args = to_sql(rtype)
+    return sql, list(args)
+
+
+class _Compiler:
+    """Builds a WHERE clause for one resource type and table alias."""
+
+    def __init__(self, rtype: str, alias: str = "r") -> None:
+        self.t = rtype
+        self.a = alias
+        self.args: list[Any] = []
+
+    def _bind(self, *values: Any) -> None:
+        self.args.extend(values)
+
+    def _marks(self, values: Sequence[Any]) -> str:
+        self._bind(*values)
+        return ",".join("?" * len(values))
+
+    def _index(self, table: str, where: str, drive: bool) -> str:
+        tbl = f'"{self.t}_{table}"'
+        if drive:
+            return f"{self.a}.rid IN (SELECT rid FROM {tbl} WHERE {where})"
+        return f"EXISTS (SELECT 1 FROM {tbl} WHERE rid = {self.a}.rid AND {where})"
+
+    def cond(self, c: Cond, drive: bool = False) -> str:
+        method = getattr(self, f"_{type(c).__name__}")
+        return method(c, drive)
+
+    def _TermIn(self, c: TermIn, drive: bool) -> str:
+        table = "token" if c.kind == "tok" else "ref"
+        return self._index(table, f"term IN ({self._marks(c.terms)})", drive)
+
+    def _TermPrefix(self, c: TermPrefix, drive: bool) -> str:
+        table = "token" if c.kind == "tok" else "ref"
+        self._bind(c.prefix, prefix_upper(c.prefix))
+        return self._index(table, "term >= ? AND term < ?", drive)
+
+    def _StringMatch(self, c: StringMatch, drive: bool) -> str:
+        if c.mode == "exact":
+            self._bind(c.param, c.value)
+            return self._index("string", "param = ? AND value = ?", drive)
+        if c.mode == "contains":
+            self._bind(c.param, c.value)
+            return self._index("string", "param = ? AND instr(value, ?) > 0", drive)
+        self._bind(c.param, c.value, c.value + _STRING_HIGH)
+        return self._index("string", "param = ? AND value >= ? AND value < ?", drive)
+
+    def _DateMatch(self, c: DateMatch, drive: bool) -> str:
+        if c.param == "_lastUpdated":
+            self._bind(*(v for _, _, v in c.bounds))
+            return " AND ".join(f"{self.a}.last_updated {op} ?" for _, op, _ in c.bounds)
+        cols = {"lo": "low", "hi": "high"}
+        self._bind(c.param, *(v for _, _, v in c.bounds))
+        where = " AND ".join(["param = ?", *(f"{cols[f]} {op} ?" for f, op, _ in c.bounds)])
+        return self._index("date", where, drive)
+
+    def _Has(self, c: Has, drive: bool) -> str:
+        if c.kind in ("tok", "ref"):
+            return self._TermPrefix(TermPrefix(c.kind, f"{c.param}|"), drive)
+        self._bind(c.param)
+        return self._index("string" if c.kind == "str" else "date", "param = ?", drive)
+
+    def _IdIn(self, c: IdIn, drive: bool) -> str:
+        return f"{self.a}.id IN ({self._marks(c.ids)})"
+
+    def _PatientIn(self, c: PatientIn, drive: bool) -> str:
+        return f"{self.a}.patient IN ({self._marks(c.ids)})"
+
+    def _PatientChain(self, c: PatientChain, drive: bool) -> str:
+        inner = _Compiler("Patient", "p")
+        where = inner.cond(c.cond, drive=True)
+        self._bind(*inner.args)
+        return f'{self.a}.patient IN (SELECT p.id FROM "Patient" p WHERE p.deleted = 0 AND {where})'
+
+    def _AnyOf(self, c: AnyOf, drive: bool) -> str:
+        return "(" + " OR ".join(self.cond(p, drive) for p in c.parts) + ")"
+
+    def _Not(self, c: Not, drive: bool) -> str:
+        return f"NOT ({self.cond(c.cond, False)})"
+
+
+_SCOPING = (PatientIn, PatientChain, IdIn)
+_DRIVERS = (TermIn, TermPrefix, StringMatch, DateMatch)
+
+
+def _drives(c: Cond) -> bool:
+    if isinstance(c, DateMatch):
+        return c.param != "_lastUpdated"
+    if isinstance(c, AnyOf):
+        return all(_drives(p) for p in c.parts)
+    return isinstance(c, _DRIVERS)
+
+
+def where_sql(plan: SearchPlan) -> tuple[str, list[Any], bool]:
+    """WHERE clause of the plan (without paging), its arguments, and whether it is
+    scoped by an indexed column (patient or id)."""
+    comp = _Compiler(plan.rtype)
+    scoped = any(isinstance(c, _SCOPING) for c in plan.where)
+    driver = None if scoped else next((c for c in plan.where if _drives(c)), None)
+    parts = ["r.deleted = 0"]
+    parts += [comp.cond(c, drive=c is driver) for c in plan.where]
+    vis, vis_args = visibility_sql(plan.visibility, plan.rtype)
+    if vis:
+        parts.append(f"({vis})")
+    return " AND ".join(parts), comp.args + vis_args, scoped
+
+
+def sort_sql(plan: SearchPlan) -> tuple[str, list[Any]]:
+    key = plan.sort.key
+    if key == "_id":
+        return "r.id", []
+    if key == "_lastUpdated":
+        return "r.last_updated", []
+    return (
+        f'COALESCE((SELECT MIN(low) FROM "{plan.rtype}_date" '
+        "WHERE rid = r.rid AND param = ?), '')",
+        [key],
+    )
 
 
 def compile_plan(plan: SearchPlan) -> tuple[str, list[Any]]:
-    t = plan.rtype
-    where = ["r.deleted = 0"]
-    args: list[Any] = []
-    for clause in plan.clauses:
-        marks = ",".join("?" * len(clause.terms))
-        if clause.kind == "id":
-            where.append(f"r.id IN ({marks})")
-        else:
-            table = f'"{t}_{_TABLE[clause.kind]}"'
-            where.append(f"r.rid IN (SELECT rid FROM {table} WHERE term IN ({marks}))")
-        args.extend(clause.terms)
+    """The page query: matches after the cursor, in sort order, count + 1 rows (the extra
+    row tells whether a next page exists)."""
+    where, args, scoped = where_sql(plan)
+    sk, sk_args = sort_sql(plan)
+    direction = "DESC" if plan.sort.descending else "ASC"
+    cmp = "<" if plan.sort.descending else ">"
     if plan.cursor is not None:
-        where.append("r.rid > ?")
-        args.append(int(plan.cursor))
-    sql = (
-        f'SELECT r.rid, r.id, r.version, r.last_updated, r.content FROM "{t}" r '
-        f"WHERE {' AND '.join(where)} ORDER BY r.rid LIMIT ?"
+        if plan.sort.key == "_id":
+            where += f" AND r.id {cmp} ?"
+            args += [plan.cursor.id]
+        else:
+            where += f" AND ({sk} {cmp} ? OR ({sk} = ? AND r.id {cmp} ?))"
+            args += [*sk_args, plan.cursor.value, *sk_args, plan.cursor.value, plan.cursor.id]
+    # a patient's rows are few: sort them rather than walk a global order index
+    order_id = "+r.id" if scoped else "r.id"
+    order = (
+        f"{order_id} {direction}" if plan.sort.key == "_id" else f"sk {direction}, r.id {direction}"
     )
-    args.append(plan.count + 1)
-    return sql, args
+    sql = (
+        f"SELECT r.rid, r.id, r.version, r.last_updated, r.content, {sk} AS sk "
+        f'FROM "{plan.rtype}" r WHERE {where} ORDER BY {order} LIMIT ?'
+    )
+    return sql, [*sk_args, *args, plan.count + 1]
+
+
+def count_sql(plan: SearchPlan, cap: int | None) -> tuple[str, list[Any]]:
+    where, args, _ = where_sql(plan)
+    inner = f'SELECT 1 FROM "{plan.rtype}" r WHERE {where}'
+    if cap is not None:
+        inner += " LIMIT ?"
+        args = [*args, cap + 1]
+    return f"SELECT COUNT(*) FROM ({inner})", args
+
+
+def _stored(rtype: str, row: Sequence[Any]) -> Stored:
+    return Stored(rtype, row[1], row[2], row[3], False, row[4])
+
+
+def _total(conn: sqlite3.Connection, plan: SearchPlan, page: int, more: bool) -> int | None:
+    if plan.total == "none":
+        return None
+    if plan.cursor is None and not more and plan.count > 0:
+        return page  # the first page holds everything: the count is free
+    cap = ESTIMATE_CAP if plan.total == "estimate" else None
+    sql, args = count_sql(plan, cap)
+    n = conn.execute(sql, args).fetchone()[0]
+    return None if cap is not None and n > cap else n
+
+
+def _included(conn: sqlite3.Connection, plan: SearchPlan, rows: list[Any]) -> list[Stored]:
+    out: list[Stored] = []
+    seen: set[tuple[str, str]] = set()
+    rids = [r[0] for r in rows]
+    for inc in plan.includes:
+        found = _revinclude(conn, plan, inc, rows) if inc.reverse else _include(conn, inc, rids)
+        for s in found:
+            if (s.rtype, s.id) not in seen:
+                seen.add((s.rtype, s.id))
+                out.append(s)
+    return out
+
+
+def _include(conn: sqlite3.Connection, inc: Any, rids: list[int]) -> list[Stored]:
+    if not rids:
+        return []
+    prefix = f"{inc.param}|{inc.target}/"
+    terms = conn.execute(
+        f'SELECT DISTINCT term FROM "{inc.source}_ref" '
+        f"WHERE rid IN ({','.join('?' * len(rids))}) AND term >= ? AND term < ?",
+        [*rids, prefix, prefix_upper(prefix)],
+    ).fetchall()
+    ids = [t[0][len(prefix) :] for t in terms]
+    if not ids:
+        return []
+    rows = conn.execute(
+        f'SELECT rid, id, version, last_updated, content FROM "{inc.target}" '
+        f"WHERE deleted = 0 AND id IN ({','.join('?' * len(ids))})",
+        ids,
+    ).fetchall()
+    return [_stored(inc.target, r) for r in rows]
+
+
+def _revinclude(
+    conn: sqlite3.Connection, plan: SearchPlan, inc: Any, rows: list[Any]
+) -> list[Stored]:
+    if not rows:
+        return []
+    terms = [f"{inc.param}|{plan.rtype}/{r[1]}" for r in rows]
+    vis, vis_args = visibility_sql(plan.visibility, inc.source)
+    sql = (
+        f'SELECT r.rid, r.id, r.version, r.last_updated, r.content FROM "{inc.source}" r '
+        f'WHERE r.deleted = 0 AND r.rid IN (SELECT rid FROM "{inc.source}_ref" '
+        f"WHERE term IN ({','.join('?' * len(terms))}))"
+        + (f" AND ({vis})" if vis else "")
+        + " ORDER BY r.id LIMIT ?"
+    )
+    found = conn.execute(sql, [*terms, *vis_args, REVINCLUDE_CAP]).fetchall()
+    return [_stored(inc.source, r) for r in found]
 
 
 def execute(conn: sqlite3.Connection, plan: SearchPlan) -> SearchResult:
-    sql, args = compile_plan(plan)
-    rows = conn.execute(sql, args).fetchall()
-    more = len(rows) > plan.count
-    rows = rows[: plan.count]
-    entries = [Stored(plan.rtype, r[1], r[2], r[3], False, r[4]) for r in rows]
-    return SearchResult(entries, str(rows[-1][0]) if more and rows else None)
+    rows: list[Any] = []
+    more = False
+    if plan.count > 0:
+        sql, args = compile_plan(plan)
+        rows = conn.execute(sql, args).fetchall()
+        more = len(rows) > plan.count
+        rows = rows[: plan.count]
+    next_cursor = encode_cursor(plan, rows[-1][5], rows[-1][1]) if more else None
+    return SearchResult(
+        entries=[_stored(plan.rtype, r) for r in rows],
+        next_cursor=next_cursor,
+        total=_total(conn, plan, len(rows), more),
+        included=_included(conn, plan, rows) if plan.includes else [],
+    )

@@ -1,0 +1,300 @@
+"""The search parameters this server supports, as data: one row per (resource type, name).
+
+Everything else in `search/` is driven by this table: `index.py` extracts terms along
+`paths`, `parse.py` accepts only names found here, `describe_params` feeds the
+CapabilityStatement and `scripts/gen_search_parameters.py` writes the SearchParameter
+resources in `profiles/` (a test keeps them in sync).
+
+Paths are FHIRPath-like: dot-separated element names from the resource root, lists are
+flattened at every step, and `ext(URL)` selects the extensions with that url.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ParamType = Literal["token", "reference", "date", "string", "uri"]
+
+CANONICAL_BASE = "https://dmp-fhir.example.org/fhir/SearchParameter"
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: ParamType
+    paths: tuple[str, ...]
+    description: str
+    # reference: the types a bare id may point at (the first is tried for a bare id)
+    targets: tuple[str, ...] = ()
+    # reference: only references to these types are indexed (AuditEvent.patient)
+    only_targets: bool = False
+    # reference: Reference.identifier (and the identifier of a contained target) is
+    # indexed as the token "<name>:identifier", searched with `name:identifier` or
+    # `name.identifier`
+    by_identifier: bool = False
+    # reference: its Patient value is the compartment owner kept in the `patient`
+    # column/field, so a search by it drives from that index
+    compartment: bool = False
+    # date: may be used in _sort
+    sortable: bool = False
+
+
+def _p(name: str, type: ParamType, paths: str, description: str, **kw: Any) -> SearchParam:
+    return SearchParam(name, type, tuple(paths.split(" | ")), description, **kw)
+
+
+_PATIENT_REF = {"targets": ("Patient",), "compartment": True}
+
+_DOCUMENT_REFERENCE = [
+    _p(
+        "patient", "reference", "subject", "Who the document is about (the Patient)", **_PATIENT_REF
+    ),
+    _p(
+        "subject",
+        "reference",
+        "subject",
+        "Who the document is about (PDSm: a Patient)",
+        **_PATIENT_REF,
+    ),
+    _p(
+        "identifier",
+        "token",
+        "masterIdentifier | identifier",
+        "Master (XDS uniqueId) or other (XDS entryUUID / logicalId) identifier",
+    ),
+    _p("status", "token", "status", "current | superseded (PDSm has no entered-in-error)"),
+    _p("category", "token", "category", "Document class (XDS classCode, TRE_A03/J06)"),
+    _p("type", "token", "type", "Document type (XDS typeCode, J07)"),
+    _p("date", "date", "date", "When the reference was created", sortable=True),
+    _p(
+        "period",
+        "date",
+        "context.period",
+        "Time of service documented (XDS serviceStart/StopTime)",
+        sortable=True,
+    ),
+    _p("event", "token", "context.event", "Main clinical acts documented (XDS eventCodeList)"),
+    _p(
+        "facility", "token", "context.facilityType", "Kind of facility (XDS healthcareFacilityType)"
+    ),
+    _p("setting", "token", "context.practiceSetting", "Practice setting (XDS practiceSettingCode)"),
+    _p("security-label", "token", "securityLabel", "Confidentiality and masking codes (J08)"),
+    _p("format", "token", "content.format", "Format/content rules (XDS formatCode, J10)"),
+    _p(
+        "author",
+        "reference",
+        "author",
+        "Who authored the document (by reference, or by identifier: author.identifier)",
+        targets=("Practitioner", "PractitionerRole", "Organization", "Device", "Patient"),
+        by_identifier=True,
+    ),
+    _p(
+        "relatesto",
+        "reference",
+        "relatesTo.target",
+        "Target of a relationship (replaces, transforms...)",
+        targets=("DocumentReference",),
+    ),
+    _p("relation", "token", "relatesTo.code", "replaces | transforms | signs | appends"),
+    _p("contenttype", "token", "content.attachment.contentType", "MIME type of the content"),
+    _p("creation", "date", "content.attachment.creation", "Date the attachment was created"),
+]
+
+_PATIENT = [
+    _p("identifier", "token", "identifier", "A patient identifier (INS-NIR, INS-NIA, IPP...)"),
+    _p("family", "string", "name.family", "A portion of the family name"),
+    _p("given", "string", "name.given", "A portion of a given name"),
+    _p(
+        "name",
+        "string",
+        "name.family | name.given | name.text | name.prefix | name.suffix",
+        "A portion of any part of a name",
+    ),
+    _p("birthdate", "date", "birthDate", "The date of birth", sortable=True),
+    _p("gender", "token", "gender", "male | female | other | unknown"),
+    _p("active", "token", "active", "Whether the record is active (DMP open)"),
+    _p(
+        "general-practitioner",
+        "reference",
+        "generalPractitioner",
+        "The médecin traitant (by reference, or by identifier such as the RPPS)",
+        targets=("Practitioner", "PractitionerRole", "Organization"),
+        by_identifier=True,
+    ),
+]
+
+_CONSENT = [
+    _p("patient", "reference", "patient", "Who the consent applies to", **_PATIENT_REF),
+    _p("status", "token", "status", "draft | proposed | active | rejected | inactive"),
+    _p("category", "token", "category", "Classification of the consent statement"),
+    _p("date", "date", "dateTime", "When the consent was agreed to", sortable=True),
+    _p(
+        "actor",
+        "reference",
+        "provision.actor.reference",
+        "Who the provision applies to (by reference, or by identifier such as the RPPS)",
+        targets=("Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Patient"),
+        by_identifier=True,
+    ),
+    _p("purpose", "token", "provision.purpose", "Context of activities covered (access modes)"),
+]
+
+_AUDIT_EVENT = [
+    _p(
+        "patient",
+        "reference",
+        "entity.what | agent.who",
+        "A Patient among the entities or agents",
+        # not `compartment`: an event may name several patients, the column keeps one
+        targets=("Patient",),
+        only_targets=True,
+    ),
+    _p(
+        "entity",
+        "reference",
+        "entity.what",
+        "Specific instance of a resource",
+        targets=("DocumentReference", "Patient", "Binary", "List", "Consent"),
+    ),
+    _p(
+        "agent",
+        "reference",
+        "agent.who",
+        "Who participated (by reference, or by identifier such as the RPPS)",
+        targets=("Practitioner", "PractitionerRole", "Organization", "Device", "Patient"),
+        by_identifier=True,
+    ),
+    _p("date", "date", "recorded", "Time when the event was recorded", sortable=True),
+    _p("type", "token", "type", "Type/identifier of the event"),
+    _p("subtype", "token", "subtype", "More specific type/id for the event (e.g. ITI-67)"),
+    _p("action", "token", "action", "C | R | U | D | E"),
+    _p("outcome", "token", "outcome", "0 | 4 | 8 | 12"),
+]
+
+_LIST = [
+    _p("patient", "reference", "subject", "If all resources have the same subject", **_PATIENT_REF),
+    _p("code", "token", "code", "What the list is for (SubmissionSet, Folder)"),
+    _p("identifier", "token", "identifier", "Business identifier (XDS uniqueId, entryUUID)"),
+    _p("date", "date", "date", "When the list was prepared", sortable=True),
+    _p(
+        "source",
+        "reference",
+        "source",
+        "Who and/or what defined the list contents (the author)",
+        targets=("Practitioner", "PractitionerRole", "Patient", "Device"),
+    ),
+    _p("status", "token", "status", "current | retired | entered-in-error"),
+]
+
+_COMMUNICATION = [
+    _p("patient", "reference", "subject", "Focus of the message", **_PATIENT_REF),
+    _p("date", "date", "sent", "When sent", sortable=True),
+    _p("category", "token", "category", "Message category"),
+]
+
+SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
+    rtype: {p.name: p for p in params}
+    for rtype, params in {
+        "DocumentReference": _DOCUMENT_REFERENCE,
+        "Patient": _PATIENT,
+        "Consent": _CONSENT,
+        "AuditEvent": _AUDIT_EVENT,
+        "List": _LIST,
+        "Communication": _COMMUNICATION,
+        "Binary": [],
+    }.items()
+}
+
+# parameters every type has, handled on columns rather than index tables
+COMMON_PARAMS: dict[str, tuple[ParamType, str]] = {
+    "_id": ("token", "Logical id of the resource"),
+    "_lastUpdated": ("date", "When the resource version last changed"),
+}
+
+# the PDSm rule: an ITI-67 search names the patient and the status
+REQUIRED: dict[str, tuple[tuple[frozenset[str], str], ...]] = {
+    "DocumentReference": (
+        (
+            frozenset({"patient", "subject", "patient.identifier", "subject.identifier"}),
+            "the patient (patient, subject or patient.identifier)",
+        ),
+        (frozenset({"status"}), "the status"),
+    ),
+}
+
+# _include / _revinclude this server serves: (source type, param, target type)
+INCLUDES: dict[str, tuple[str, str, str]] = {
+    "DocumentReference:patient": ("DocumentReference", "patient", "Patient"),
+    "DocumentReference:subject": ("DocumentReference", "subject", "Patient"),
+    "DocumentReference:subject:Patient": ("DocumentReference", "subject", "Patient"),
+}
+
+
+def params_of(rtype: str) -> dict[str, SearchParam]:
+    return SEARCH_PARAMS.get(rtype, {})
+
+
+def sortable(rtype: str) -> tuple[str, ...]:
+    return ("_id", "_lastUpdated", *(p.name for p in params_of(rtype).values() if p.sortable))
+
+
+def expression(rtype: str, param: SearchParam) -> str:
+    return " | ".join(f"{rtype}.{path}" for path in param.paths)
+
+
+def describe_params(rtype: str) -> list[dict[str, Any]]:
+    """CapabilityStatement.rest.resource.searchParam for a type."""
+    out = [
+        {
+            "name": name,
+            "definition": f"http://hl7.org/fhir/SearchParameter/Resource-{name.lstrip('_')}",
+            "type": type_,
+            "documentation": doc,
+        }
+        for name, (type_, doc) in COMMON_PARAMS.items()
+    ]
+    out += [
+        {
+            "name": p.name,
+            "definition": f"{CANONICAL_BASE}/{rtype}-{p.name}",
+            "type": p.type,
+            "documentation": p.description,
+        }
+        for p in params_of(rtype).values()
+    ]
+    return out
+
+
+def search_parameter_resources() -> list[dict[str, Any]]:
+    """The SearchParameter resources published in `profiles/` (deterministic order)."""
+    out = []
+    for rtype, params in SEARCH_PARAMS.items():
+        for p in params.values():
+            res: dict[str, Any] = {
+                "resourceType": "SearchParameter",
+                "id": f"{rtype}-{p.name}",
+                "url": f"{CANONICAL_BASE}/{rtype}-{p.name}",
+                "name": f"{rtype}_{p.name.replace('-', '_')}",
+                "status": "active",
+                "description": p.description,
+                "code": p.name,
+                "base": [rtype],
+                "type": p.type,
+                "expression": expression(rtype, p),
+            }
+            if p.type == "reference":
+                res["target"] = list(p.targets)
+                res["modifier"] = ["missing", "identifier"] if p.by_identifier else ["missing"]
+                if p.compartment:
+                    res["chain"] = ["identifier"]
+            elif p.type == "token":
+                res["modifier"] = ["missing", "not"]
+            elif p.type == "string":
+                res["modifier"] = ["missing", "exact", "contains"]
+            else:
+                res["modifier"] = ["missing"]
+            if p.type == "date":
+                res["comparator"] = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
+            out.append(res)
+    return out
