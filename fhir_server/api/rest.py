@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -115,8 +116,13 @@ async def search_post(request: Request, rtype: str) -> Response:
             415,
             [errors.Issue("not-supported", "POST _search takes application/x-www-form-urlencoded")],
         )
-    form = await request.form()
-    params = _query(request) + [(k, str(v)) for k, v in form.multi_items()]
+    # parsed here rather than with request.form(): no python-multipart needed for a query
+    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
+    try:
+        form = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise errors.bad_request("The _search body must be UTF-8 form data") from None
+    params = _query(request) + form
     return await _search(request, rtype, params)
 
 
