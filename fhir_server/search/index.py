@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -35,33 +34,39 @@ def _segments(path: str) -> tuple[str, ...]:
     return tuple(_SEGMENT.findall(path))
 
 
-def walk(node: Any, segments: tuple[str, ...]) -> Iterator[Any]:
-    """Every value at the end of a path; lists flatten at each step."""
-    if isinstance(node, list):
-        for item in node:
-            yield from walk(item, segments)
-        return
-    if not segments:
-        if node is not None:
-            yield node
-        return
-    if not isinstance(node, dict):
-        return
-    head, rest = segments[0], segments[1:]
-    if head.startswith("ext("):
-        url = head[4:-1]
-        for ext in node.get("extension") or ():
-            if isinstance(ext, dict) and ext.get("url") == url:
-                yield from walk(ext, rest)
-        return
-    child = node.get(head)
-    if child is not None:
-        yield from walk(child, rest)
+def walk(node: Any, segments: tuple[str, ...]) -> list[Any]:
+    """Every value at the end of a path; lists flatten at each step (FHIR never nests
+    lists). Breadth-first over plain lists: this runs for every param on every write."""
+    current = node if isinstance(node, list) else [node]
+    for seg in segments:
+        nxt: list[Any] = []
+        if seg[:4] == "ext(":
+            url = seg[4:-1]
+            for n in current:
+                if isinstance(n, dict):
+                    nxt += [
+                        e
+                        for e in n.get("extension") or ()
+                        if isinstance(e, dict) and e.get("url") == url
+                    ]
+        else:
+            for n in current:
+                if isinstance(n, dict):
+                    v = n.get(seg)
+                    if isinstance(v, list):
+                        nxt += v
+                    elif v is not None:
+                        nxt.append(v)
+        if not nxt:
+            return nxt
+        current = nxt
+    return [v for v in current if v is not None]
 
 
-def values_at(resource: dict[str, Any], param: SearchParam) -> Iterator[Any]:
-    for path in param.paths:
-        yield from walk(resource, _segments(path))
+def values_at(resource: dict[str, Any], param: SearchParam) -> list[Any]:
+    if len(param.paths) == 1:
+        return walk(resource, _segments(param.paths[0]))
+    return [v for path in param.paths for v in walk(resource, _segments(path))]
 
 
 # -- tokens --------------------------------------------------------------------------------
