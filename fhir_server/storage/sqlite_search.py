@@ -104,21 +104,29 @@ class _Compiler:
         self._bind(c.prefix, prefix_upper(c.prefix))
         return self._index(table, "term >= ? AND term < ?", drive)
 
+    @staticmethod
+    def _probe(column: str, drive: bool) -> str:
+        # A probe (EXISTS per candidate row) must look up by rid; SQLite without
+        # statistics would rather range-scan a (param, value) index for every candidate.
+        # The unary + keeps the value column out of index selection.
+        return column if drive else f"+{column}"
+
     def _StringMatch(self, c: StringMatch, drive: bool) -> str:
+        v = self._probe("value", drive)
         if c.mode == "exact":
             self._bind(c.param, c.value)
-            return self._index("string", "param = ? AND value = ?", drive)
+            return self._index("string", f"param = ? AND {v} = ?", drive)
         if c.mode == "contains":
             self._bind(c.param, c.value)
             return self._index("string", "param = ? AND instr(value, ?) > 0", drive)
         self._bind(c.param, c.value, c.value + _STRING_HIGH)
-        return self._index("string", "param = ? AND value >= ? AND value < ?", drive)
+        return self._index("string", f"param = ? AND {v} >= ? AND {v} < ?", drive)
 
     def _DateMatch(self, c: DateMatch, drive: bool) -> str:
         if c.param == "_lastUpdated":
             self._bind(*(v for _, _, v in c.bounds))
             return " AND ".join(f"{self.a}.last_updated {op} ?" for _, op, _ in c.bounds)
-        cols = {"lo": "low", "hi": "high"}
+        cols = {"lo": self._probe("low", drive), "hi": self._probe("high", drive)}
         self._bind(c.param, *(v for _, _, v in c.bounds))
         where = " AND ".join(["param = ?", *(f"{cols[f]} {op} ?" for f, op, _ in c.bounds)])
         return self._index("date", where, drive)
