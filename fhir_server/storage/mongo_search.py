@@ -41,6 +41,7 @@ from fhir_server.search.plan import (
     TermPrefix,
     encode_cursor,
 )
+from fhir_server.search.visibility import visibility_terms
 from fhir_server.storage.port import Stored
 
 Filter = dict[str, Any]
@@ -58,16 +59,38 @@ def prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def _filter_mongo(f: Any) -> Filter:
+    if f.match_nothing:
+        return {"_id": {"$in": []}}
+    parts: list[Filter] = []
+    if getattr(f, "patient", None):
+        parts.append({"patient": f.patient})
+    if f.allowed_classes is not None:
+        parts.append({"tok": {"$in": [f"category|{c}" for c in sorted(f.allowed_classes)]}})
+    for rule in f.exclude:
+        label, author, cutoff = visibility_terms(rule)
+        hides: list[Filter] = [{"tok": label}]
+        if author:
+            hides.append({"tok": {"$ne": author}})
+        if cutoff:
+            hides.append({"date": {"$not": {"$elemMatch": {"p": "date", "lo": {"$lte": cutoff}}}}})
+        parts.append({"$nor": [{"$and": hides}]})
+    return {"$and": parts} if parts else {}
+
+
 def visibility_mongo(visibility: Any, rtype: str = "DocumentReference") -> Filter | None:
-    """The MongoDB twin of `sqlite_search.visibility_sql`: the policy structure in
-    `SearchPlan.visibility` provides `mongo(rtype) -> filter`; None = no restriction; an
-    unknown structure is refused, never ignored."""
+    """The MongoDB twin of `sqlite_search.visibility_sql` (same contract, same answers):
+    None = no restriction; the policy's VisibilityFilter is compiled from its documented
+    fields; any other object must provide `mongo(rtype) -> filter`, else it is refused,
+    never ignored."""
     if visibility is None:
         return None
     to_mongo = getattr(visibility, "mongo", None)
-    if to_mongo is None:
-        raise TypeError(f"visibility {type(visibility).__name__} cannot compile to MongoDB")
-    return to_mongo(rtype)
+    if to_mongo is not None:
+        return to_mongo(rtype)
+    if all(hasattr(visibility, a) for a in ("match_nothing", "allowed_classes", "exclude")):
+        return _filter_mongo(visibility)
+    raise TypeError(f"visibility {type(visibility).__name__} cannot compile to MongoDB")
 
 
 def _field(kind: str) -> str:

@@ -36,6 +36,7 @@ from fhir_server.search.plan import (
     TermPrefix,
     encode_cursor,
 )
+from fhir_server.search.visibility import visibility_terms
 from fhir_server.storage.port import Stored
 
 # _total=estimate counts up to this many matches, then gives up (no total)
@@ -50,24 +51,57 @@ def prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
+    if f.match_nothing:
+        return "0", []
+    tok, dat = f'"{rtype}_token"', f'"{rtype}_date"'
+    parts: list[str] = []
+    args: list[Any] = []
+    if getattr(f, "patient", None):
+        parts.append("r.patient = ?")
+        args.append(f.patient)
+    if f.allowed_classes is not None:
+        classes = sorted(f.allowed_classes)
+        if not classes:
+            return "0", []
+        marks = ",".join("?" * len(classes))
+        parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term IN ({marks}))")
+        args += [f"category|{c}" for c in classes]
+    for rule in f.exclude:
+        label, author, cutoff = visibility_terms(rule)
+        hides = [f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term = ?)"]
+        args.append(label)
+        if author:
+            hides.append(f"NOT EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term = ?)")
+            args.append(author)
+        if cutoff:
+            hides.append(
+                f"NOT EXISTS (SELECT 1 FROM {dat} WHERE rid = r.rid AND param = 'date' "
+                "AND +low <= ?)"
+            )
+            args.append(cutoff)
+        parts.append(f"NOT ({' AND '.join(hides)})")
+    return " AND ".join(parts), args
+
+
 def visibility_sql(visibility: Any, rtype: str = "DocumentReference") -> tuple[str, list[Any]]:
     """SQL (over alias `r` of the current table of rtype) restricting a search to what the
     actor may see, and its bound arguments; ("", []) when there is no restriction.
 
-    The access-control layer (`fhir_server/policy`) hands a structure in
-    `SearchPlan.visibility`; it must provide `sql(rtype) -> (sql, args)` built only from
-    bound parameters (e.g. NOT EXISTS on `T_token` terms "security-label|<system>|<code>"
-    unless an `author:identifier` RPPS term is present, a date cutoff on `T_date`, a
-    `category` IN list). An unknown structure is refused rather than ignored, so a
-    restriction can never be silently dropped.
+    `SearchPlan.visibility` comes from the access-control layer: either its
+    VisibilityFilter (compiled above from its documented fields) or any object with
+    `sql(rtype) -> (sql, args)` built only from bound parameters. Anything else is
+    refused rather than ignored, so a restriction can never be silently dropped.
     """
     if visibility is None:
         return "", []
     to_sql = getattr(visibility, "sql", None)
-    if to_sql is None:
-        raise TypeError(f"visibility {type(visibility).__name__} cannot compile to SQL")
-    sql, args = to_sql(rtype)
-    return sql, list(args)
+    if to_sql is not None:
+        sql, args = to_sql(rtype)
+        return sql, list(args)
+    if all(hasattr(visibility, a) for a in ("match_nothing", "allowed_classes", "exclude")):
+        return _filter_sql(visibility, rtype)
+    raise TypeError(f"visibility {type(visibility).__name__} cannot compile to SQL")
 
 
 class _Compiler:

@@ -43,6 +43,8 @@ def _scalar_ok(value: Any, cond: Any) -> bool:
 
 
 def _field_ok(value: Any, cond: Any) -> bool:
+    if isinstance(cond, dict) and "$not" in cond:
+        return not _field_ok(value, cond["$not"])
     if isinstance(cond, dict) and "$elemMatch" in cond:
         em = cond["$elemMatch"]
         items = value if isinstance(value, list) else []

@@ -4,6 +4,8 @@ same plans (evaluated with a small in-test evaluator of the operators it emits).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from fhir_server.storage.mongo_search import (
 from fhir_server.storage.sqlite import SqliteStore
 from tests.conftest import INS_TEST_SYSTEM, VALID_INS, patient
 from tests.search import minimongo
-from tests.search.fixtures import document
+from tests.search.fixtures import MASK_SYSTEM, document
 
 
 def plan(query: list[tuple[str, str]], rtype: str = "DocumentReference", **kw: Any):
@@ -256,3 +258,64 @@ def test_same_answers_as_sqlite(both, query):
             assert encode_cursor(p, sort_value(p, last), last["_id"]) == res.next_cursor
             p = plan([*params, ("_count", count), ("_cursor", res.next_cursor)])
         assert seen_sql == seen_mongo
+
+
+# -- the visibility hook: the policy's filter compiled the same way in both stores ------------
+
+
+@dataclass(frozen=True)
+class Rule:  # mirrors policy.visibility.LabelRule's documented fields
+    code: str
+    unless_author_rpps: str | None = None
+    only_if_filed_after: datetime | None = None
+    system: str = MASK_SYSTEM
+
+
+@dataclass(frozen=True)
+class Visibility:  # mirrors policy.visibility.VisibilityFilter's documented fields
+    patient: str
+    match_nothing: bool = False
+    allowed_classes: frozenset[str] | None = None
+    exclude: tuple[Rule, ...] = ()
+
+
+@pytest.mark.parametrize(
+    ("vis", "hidden"),
+    [
+        (Visibility("pA"), set()),
+        (Visibility("pA", match_nothing=True), {"d1", "d2", "d4", "d5", "d6"}),
+        (Visibility("pA", exclude=(Rule("MASQUE_PS"),)), {"d4"}),
+        (Visibility("pA", exclude=(Rule("MASQUE_PS", unless_author_rpps="810000000001"),)), set()),
+        (Visibility("pA", exclude=(Rule("MASQUE_PS", unless_author_rpps="999"),)), {"d4"}),
+        (
+            Visibility(
+                "pA",
+                exclude=(Rule("MASQUE_PS", only_if_filed_after=datetime(2024, 5, 21, tzinfo=UTC)),),
+            ),
+            set(),  # filed 2024-05-20: before the cutoff, the embargo has lapsed
+        ),
+        (
+            Visibility(
+                "pA",
+                exclude=(Rule("MASQUE_PS", only_if_filed_after=datetime(2024, 5, 1, tzinfo=UTC)),),
+            ),
+            {"d4"},
+        ),
+        (Visibility("pA", allowed_classes=frozenset({"10"})), {"d2"}),
+        (Visibility("pA", allowed_classes=frozenset()), {"d1", "d2", "d4", "d5", "d6"}),
+        (Visibility("pB"), {"d1", "d2", "d4", "d5", "d6"}),
+    ],
+)
+def test_visibility_filter_same_in_both_stores(both, vis, hidden):
+    store, docs = both
+    p = replace(plan([("patient", "pA"), ("status", "current")]), visibility=vis)
+    expected = [d for d in ("d1", "d2", "d4", "d5", "d6") if d not in hidden]
+    assert _sqlite_ids(store, p) == expected
+    assert _mongo_ids(docs, p) == expected
+
+
+def test_unknown_visibility_structure_is_refused(both):
+    store, _ = both
+    p = replace(plan([("patient", "pA"), ("status", "current")]), visibility=object())
+    with pytest.raises(TypeError):
+        asyncio.run(store.search(p))

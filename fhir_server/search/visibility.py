@@ -1,0 +1,31 @@
+"""The index terms a document-visibility filter is compiled against (pure).
+
+The access-control layer (`fhir_server/policy/visibility.py`: VisibilityFilter,
+LabelRule) hands search a filter with these documented fields, read by name so `search`
+and `storage` do not import `policy`:
+
+    match_nothing: bool; patient: str; allowed_classes: frozenset[str] | None;
+    exclude: [rule(code, system, unless_author_rpps, only_if_filed_after: datetime|None)]
+
+A document is hidden by a rule when it carries the label "<system>|<code>", no author of
+it has that RPPS, and (if set) it was filed (DocumentReference.date) after the cutoff or
+has no date. `sqlite_search.visibility_sql` and `mongo_search.visibility_mongo` compile it;
+the guard re-checks every result with `admits`, as defence in depth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server.search.dates import render
+
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+
+
+def visibility_terms(rule: Any) -> tuple[str, str | None, str | None]:
+    """(label token term, exempt-author token term, filing cutoff instant) of one rule."""
+    label = f"security-label|{rule.system}|{rule.code}"
+    rpps = getattr(rule, "unless_author_rpps", None)
+    author = f"author:identifier|{RPPS_SYSTEM}|{rpps}" if rpps else None
+    after = getattr(rule, "only_if_filed_after", None)
+    return label, author, render(after) if after is not None else None
