@@ -12,7 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server import errors
-from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
+from fhir_server.api.formats import (
+    JSON,
+    body_format,
+    explicit_format,
+    parse_body,
+    read_body,
+    response_format,
+)
 from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
@@ -99,6 +106,7 @@ async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -
         total=result.total,
         included=result.included,
         outcome=out.outcome(),
+        fragments=response_format(request) == JSON,
     )
     return fhir_response(request, bundle)
 

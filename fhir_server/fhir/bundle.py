@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+
 from fhir_server.storage.port import Stored
+
+
+def _body(s: Stored, fragments: bool) -> Any:
+    """The entry's resource; with `fragments`, the stored JSON bytes spliced in as they
+    are (orjson.Fragment) instead of parsed and serialised again: search's hot path."""
+    if fragments and s._resource is None and s.content is not None:
+        return orjson.Fragment(s.content)
+    return s.resource
 
 
 def page_url(base: str, path: str, params: list[tuple[str, str]]) -> str:
@@ -70,19 +80,25 @@ def searchset_bundle(
     total: int | None = None,
     included: list[Stored] = (),  # type: ignore[assignment]
     outcome: dict[str, Any] | None = None,
+    fragments: bool = False,
 ) -> dict[str, Any]:
+    """fragments=True only when the bundle goes straight to orjson (JSON responses)."""
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         bundle["total"] = total
     bundle["link"] = links(base, path, params, next_cursor)
     entries = [
-        {"fullUrl": f"{base}/{s.rtype}/{s.id}", "resource": s.resource, "search": {"mode": "match"}}
+        {
+            "fullUrl": f"{base}/{s.rtype}/{s.id}",
+            "resource": _body(s, fragments),
+            "search": {"mode": "match"},
+        }
         for s in matches
     ]
     entries += [
         {
             "fullUrl": f"{base}/{s.rtype}/{s.id}",
-            "resource": s.resource,
+            "resource": _body(s, fragments),
             "search": {"mode": "include"},
         }
         for s in included

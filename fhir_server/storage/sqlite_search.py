@@ -202,6 +202,12 @@ def _drives(c: Cond) -> bool:
     return isinstance(c, _DRIVERS)
 
 
+def is_bounded(plan: SearchPlan) -> bool:
+    """True when the plan is scoped by the patient or by ids, so it touches few rows
+    whatever the size of the database (an accurate total too: it counts those rows)."""
+    return any(isinstance(c, _SCOPING) for c in plan.where)
+
+
 def where_sql(plan: SearchPlan) -> tuple[str, list[Any], bool]:
     """WHERE clause of the plan (without paging), its arguments, and whether it is
     scoped by an indexed column (patient or id)."""
