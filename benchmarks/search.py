@@ -378,6 +378,24 @@ def report(rows: list[dict[str, Any]]) -> None:
         print(f"p99 ratio in-process {last['size']:,} / {first['size']:,}: {ratio:.2f}")
 
 
+def measure_existing(args: argparse.Namespace) -> int:
+    [size] = [int(s) for s in args.sizes.split(",")]
+    path = args.existing / "dmp-fhir.sqlite3"
+    conn = sqlite3.connect(path)
+    found = conn.execute('SELECT COUNT(*) FROM "DocumentReference"').fetchone()[0]
+    conn.close()
+    if found != size:
+        raise SystemExit(f"{path} holds {found} documents, not {size}")
+    tmp = Path(tempfile.mkdtemp(prefix="dmp-search-bench-"))
+    try:
+        row = bench_size(args, ensure_wrk(), path, size, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(row), flush=True)
+    report([row])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -387,7 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--data-dir", type=Path, help="keep the database here (default: a temp dir)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
+    ap.add_argument(
+        "--existing",
+        type=Path,
+        help="measure a store this script already loaded (to the single size given) without reloading",
+    )
     args = ap.parse_args(argv)
+    if args.existing:
+        return measure_existing(args)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     wrk = ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="dmp-search-bench-"))
