@@ -13,7 +13,7 @@ from fhir_server import __version__
 from fhir_server.api import errors as api_errors
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import fhir_response
-from fhir_server.api.rest import router
+from fhir_server.api.rest import bundle_route, router
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Store
@@ -67,5 +67,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def metadata(request: Request) -> Response:
         return fhir_response(request, capability_statement(settings.base_url()))
 
+    app.add_api_route("/fhir", bundle_route, methods=["POST"])
+    app.add_api_route("/fhir/", bundle_route, methods=["POST"])
     app.include_router(router, prefix="/fhir")
     return app

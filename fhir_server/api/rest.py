@@ -186,3 +186,17 @@ async def vread_route(request: Request, rtype: str, id: str, vid: str) -> Respon
         return raw
     headers = resource_headers(stored, base_url(request), location=False)
     return fhir_response(request, stored.content or stored.resource, 200, headers)
+
+
+# -- system level ------------------------------------------------------------------------
+
+
+async def bundle_route(request: Request) -> Response:
+    from fhir_server.interactions import transaction
+
+    limit = request.app.state.ctx.settings.max_body_bytes
+    body = parse_body(await read_body(request, limit), body_format(request))
+    btype, entries = transaction.parse_bundle(body)
+    run = transaction.transaction if btype == "transaction" else transaction.batch
+    result = await run(context(request), entries, base_url(request))
+    return fhir_response(request, result)

@@ -23,10 +23,19 @@ def run(store: Any, body: Callable[[Any], Awaitable[Any]]) -> Any:
 
 
 def w(kind, id, version, *, expected=None, keys=(), rtype="Patient", res=True, tokens=()):
-    resource = {"resourceType": rtype, "id": id, "meta": {"versionId": str(version)}} if res else None
+    resource = (
+        {"resourceType": rtype, "id": id, "meta": {"versionId": str(version)}} if res else None
+    )
     return Write(
-        kind, rtype, id, version, f"2026-01-01T00:00:0{version}.000000+00:00", resource,
-        expected_version=expected, unique_keys=keys, index=IndexTerms(tokens=tokens),
+        kind,
+        rtype,
+        id,
+        version,
+        f"2026-01-01T00:00:0{version}.000000+00:00",
+        resource,
+        expected_version=expected,
+        unique_keys=keys,
+        index=IndexTerms(tokens=tokens),
     )
 
 
