@@ -15,7 +15,7 @@ from fhir_server.api.formats import body_format, explicit_format, parse_body, re
 from fhir_server.api.responses import fhir_response, resource_headers, write_response
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
-from fhir_server.interactions import create, delete, history, read, search, update
+from fhir_server.interactions import create, delete, history, patch, read, search, update
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Stored
 
@@ -161,6 +161,37 @@ async def update_route(request: Request, rtype: str, id: str) -> Response:
     out = await update.update(
         context(request), rtype, id, body, if_match=request.headers.get("if-match")
     )
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+async def _patch_body(request: Request) -> Any:
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype not in ("application/json-patch+json", "application/json"):
+        raise errors.FhirError(
+            415,
+            [errors.Issue("not-supported", "PATCH takes application/json-patch+json (JSON Patch)")],
+        )
+    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
+    return parse_body(raw, "application/fhir+json")
+
+
+@router.patch("/{rtype}/{id}")
+async def patch_route(request: Request, rtype: str, id: str) -> Response:
+    resource_type(rtype, "patch")
+    ops = await _patch_body(request)
+    out = await patch.patch(
+        context(request), rtype, id, ops, if_match=request.headers.get("if-match")
+    )
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.patch("/{rtype}")
+async def conditional_patch_route(request: Request, rtype: str) -> Response:
+    resource_type(rtype, "patch")
+    ops = await _patch_body(request)
+    ctx = context(request)
+    id = await patch.resolve_conditional(ctx, rtype, request.url.query)
+    out = await patch.patch(ctx, rtype, id, ops, if_match=request.headers.get("if-match"))
     return write_response(request, out.stored, out.status, base_url(request))
 
 
