@@ -214,9 +214,7 @@ def _record_target(root: Element) -> PatientIdentity | None:
     patient = role.find(_PATIENT)
     name = patient.find(_p("name")) if patient is not None else None
     qualified = (lambda tag, q: _qualified(name, tag, q)) if name is not None else (lambda *_: None)
-    birthplace = (
-        patient.find(_p("birthplace/place/addr")) if patient is not None else None
-    )
+    birthplace = patient.find(_p("birthplace/place/addr")) if patient is not None else None
     return PatientIdentity(
         ids=_iis(role),
         birth_family=qualified("family", "BR") or qualified("family", None),
@@ -226,7 +224,8 @@ def _record_target(root: Element) -> PatientIdentity | None:
         used_given=qualified("given", "CL"),
         gender=(
             g.get("code")
-            if patient is not None and (g := patient.find(_p("administrativeGenderCode"))) is not None
+            if patient is not None
+            and (g := patient.find(_p("administrativeGenderCode"))) is not None
             else None
         ),
         birth_time=_value(patient.find(_p("birthTime"))) if patient is not None else None,

@@ -50,3 +50,12 @@ def nir_key_valid(nir: str) -> bool:
     if not (body.isdigit() and key.isdigit() and body.isascii() and key.isascii()):
         return False
     return int(key) == 97 - int(body) % 97
+
+
+def nir_expected_key(nir: str) -> str | None:
+    """The two-digit key the first 13 characters call for, or None if they are not a NIR body."""
+    body = nir[:13]
+    body = body[:5] + _CORSICA.get(body[5:7], body[5:7]) + body[7:]
+    if len(body) != 13 or not (body.isascii() and body.isdigit()):
+        return None
+    return f"{97 - int(body) % 97:02d}"
