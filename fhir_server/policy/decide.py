@@ -1,9 +1,11 @@
 """The DMP access decision: `decide()` and the search `visibility_filter()`.
 
-Evaluation order (first rule that speaks wins). Record-level rules come first: their
-refusal does not depend on any document, so it cannot disclose one. Document rules follow,
-and "hidden" (404) comes before any other document refusal, so an actor who cannot see a
-document learns nothing from trying to act on it.
+Evaluation order (first rule that speaks wins). Rules 1-6 refuse the actor the whole
+record whatever the document. Then, when a document is given, "hidden" (404, rule 11) is
+checked before every other refusal: an actor who may read the record but not this document
+gets exactly the answer an unknown id gets, whatever they try to do with it (a patient
+deleting an embargoed document gets 404, not "patients cannot delete"). Rules 7-10 and
+12-13 follow.
 
 | # | rule id | outcome | source |
 |---|---|---|---|
@@ -13,6 +15,7 @@ document learns nothing from trying to act on it.
 | 4 | not-own-record | 403 | a patient / legal representative acts for their `patient` claim only |
 | 5 | minor-no-access | 403 | "a minor has no access of their own" |
 | 6 | consent-block | 403 | Consent rule 3: a block beats everything, break-glass included |
+| (11) | hidden (below) | 404 | checked here when a document is given |
 | 7 | emergency-read-only | 403 | emergency modes read only ("may write: no") |
 | 8 | no-record / record-closed | 404 / 403 | Consent rule 1, Closing |
 | 9 | emergency-opposed / no-authorisation / not-allowed | 403 | L.1111-17, R.1111-41, CAPABILITIES |
@@ -261,13 +264,16 @@ def _habilitation(ctx: _Ctx) -> Decision | None:
     return None
 
 
-RECORD_RULES = (
+# Refusals of the actor as such, whatever the document: checked before visibility.
+ACTOR_RULES = (
     _forbidden_role,
     _mode_role,
     _justification,
     _binding,
     _minor,
     _block,
+)
+RECORD_RULES = (
     _emergency_read_only,
     _record_state,
     _capability,
@@ -333,7 +339,7 @@ def _filing_scope(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
     return None
 
 
-DOCUMENT_RULES = (_visibility, _document_capability, _filing_scope)
+DOCUMENT_RULES = (_document_capability, _filing_scope)
 
 
 def _granted(ctx: _Ctx, doc: DocumentFacts | None) -> Decision:
@@ -388,6 +394,11 @@ def decide(
     status, inactive ones are ignored) or an already parsed `ConsentFacts`. `now` must be
     timezone-aware."""
     ctx = _context(actor, access, action, patient, consents, now)
+    for rule in ACTOR_RULES:
+        if (decision := rule(ctx)) is not None:
+            return decision
+    if document is not None and (decision := _visibility(ctx, document)) is not None:
+        return decision
     for rule in RECORD_RULES:
         if (decision := rule(ctx)) is not None:
             return decision
@@ -408,7 +419,7 @@ def visibility_filter(
     """The DocumentReference search filter for this actor on this record; `match_nothing`
     when a search is not permitted at all (the caller should have answered 403 already)."""
     ctx = _context(actor, access, Action.SEARCH, patient, consents, now)
-    if any(rule(ctx) is not None for rule in RECORD_RULES):
+    if any(rule(ctx) is not None for rule in ACTOR_RULES + RECORD_RULES):
         return VisibilityFilter(patient.id, match_nothing=True)
     return _filter_for(ctx)
 
