@@ -420,3 +420,12 @@ def test_unknown_role_actor_never_reaches_content() -> None:
 
 def rule_of(actor: Actor) -> str:
     return decide(actor, NORMAL, Action.READ, PATIENT, CONSENTS, NOW, doc()).rule
+
+
+def test_record_level_precheck_without_document() -> None:
+    # before loading: an author-only action passes the record rules for any professional...
+    pre = decide(ACTORS["unauthorised"], NORMAL, Action.DELETE, PATIENT, CONSENTS, NOW)
+    assert (pre.permit, pre.rule) == (True, "record-level")
+    # ...and a refusal that does not depend on the document comes out already
+    pre = decide(ACTORS["patient"], NORMAL, Action.DELETE, PATIENT, CONSENTS, NOW)
+    assert (pre.status, pre.rule) == (403, "not-allowed")
