@@ -39,7 +39,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir")
+    # the REST contract is tested with authentication off; tests/access covers the policy
+    return Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir", auth="none")
 
 
 @pytest.fixture

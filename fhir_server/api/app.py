@@ -14,6 +14,8 @@ from fhir_server.api import errors as api_errors
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import fhir_response
 from fhir_server.api.rest import bundle_route, router
+from fhir_server.api.security import build_verifier
+from fhir_server.audit.events import ServerIdentity
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Store
@@ -48,7 +50,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.ctx = Context(store, settings)
+    app.state.ctx = Context(store, settings, server=ServerIdentity(base_url=settings.base_url()))
+    app.state.verifier = build_verifier(settings)
     api_errors.install(app)
 
     @app.get("/health")

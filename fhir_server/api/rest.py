@@ -13,6 +13,7 @@ from starlette.responses import Response
 from fhir_server import errors
 from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
 from fhir_server.api.responses import fhir_response, resource_headers, write_response
+from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
 from fhir_server.interactions import create, delete, history, patch, read, search, update
@@ -23,8 +24,19 @@ router = APIRouter()
 
 
 def context(request: Request) -> Context:
+    """A fresh interaction context for this request: who asks (verified token), how
+    (access mode), from where."""
     app_ctx: Context = request.app.state.ctx
-    return Context(app_ctx.store, app_ctx.settings, app_ctx.clock)
+    actor, access = authenticate(request)
+    return Context(
+        app_ctx.store,
+        app_ctx.settings,
+        app_ctx.clock,
+        actor=actor,
+        access=access,
+        client=request.client.host if request.client else None,
+        server=app_ctx.server,
+    )
 
 
 def base_url(request: Request) -> str:

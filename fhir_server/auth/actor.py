@@ -103,7 +103,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def access_context_from_headers(
-    headers: Mapping[str, str], actor: Actor | None = None
+    headers: Mapping[str, str], actor: Actor | None = None, *, strict: bool = True
 ) -> AccessContext:
     """Parse `X-Access-Mode` / `X-Access-Justification`.
 
@@ -115,6 +115,9 @@ def access_context_from_headers(
     - a mode the actor's role may not use (`centre_15` without `samu-regulator`,
       `bris_de_glace` by a non-practitioner): 403. Checked only when `actor` is given; the
       policy checks it again (defence in depth).
+
+    With `strict=False` the two refusals are left to the policy (rules 2 and 3), which
+    sees the record and so audits the refused attempt in the patient's own trail.
     """
     raw_mode = _header(headers, MODE_HEADER)
     try:
@@ -131,6 +134,8 @@ def access_context_from_headers(
             f"X-Access-Justification is longer than {MAX_JUSTIFICATION_CHARS} characters",
             code="too-long",
         )
+    if not strict:
+        return AccessContext(mode=mode, justification=justification)
     if mode is AccessMode.BRIS_DE_GLACE and justification is None:
         raise forbidden("bris_de_glace access requires an X-Access-Justification")
     if actor is not None and actor.role not in ACCESS_MODE_ROLES[mode]:

@@ -32,8 +32,8 @@ class Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: str | None
-    # outcome
-    write: Write | None = None
+    # outcome: the resource's Write first, then its audit and notifications
+    writes: list[Write] | None = None
     existing: Stored | None = None
     status: int = 200
 
@@ -123,16 +123,16 @@ async def _prepare(ctx: Context, e: Entry) -> None:
         if isinstance(prepared, Stored):
             e.existing, e.status = prepared, 200
         else:
-            e.write, e.status = prepared, 201
+            e.writes, e.status = prepared, 201
     elif e.method == "PUT":
         assert e.id is not None
-        e.write, creates = await update.prepare_update(
+        e.writes, creates = await update.prepare_update(
             ctx, e.rtype, e.id, e.resource, if_match=e.if_match
         )
         e.status = 201 if creates else 200
     elif e.method == "DELETE":
         assert e.id is not None
-        e.write, e.status = await delete.prepare_delete(ctx, e.rtype, e.id), 204
+        e.writes, e.status = await delete.prepare_delete(ctx, e.rtype, e.id), 204
     else:
         assert e.id is not None
         e.existing = await read.read(ctx, e.rtype, e.id)
@@ -181,7 +181,7 @@ async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str
             await _prepare(ctx, e)
         except FhirError as exc:
             raise _relocate(exc, e.index) from None
-    writes = [e.write for e in entries if e.write is not None]
+    writes = [w for e in entries if e.writes for w in e.writes]
     try:
         stored = await ctx.store.commit(writes) if writes else []
     except UniqueViolation as exc:
@@ -195,7 +195,7 @@ async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str
         "resourceType": "Bundle",
         "type": "transaction-response",
         "entry": [
-            _response_entry(base, e, by_write.get(id(e.write)) if e.write else e.existing)
+            _response_entry(base, e, by_write.get(id(e.writes[0])) if e.writes else e.existing)
             for e in entries
         ],
     }

@@ -216,6 +216,10 @@ def _emergency_read_only(ctx: _Ctx) -> Decision | None:
 def _record_state(ctx: _Ctx) -> Decision | None:
     record, action = ctx.patient.record, ctx.action
     keeper = bool(ctx.qualities & {Q.HOLDER, Q.LEGAL_REP})
+    if record is RecordStatus.OPPOSED and action is Action.CREATE_RECORD:
+        return Decision.deny("record-opposed", "the holder opposed the creation of a DMP")
+    if record is RecordStatus.ABSENT and action is Action.CREATE_RECORD:
+        return None
     if record in _NO_RECORD and action in WRITE_ACTIONS and action is not Action.WRITE_CONSENT:
         # Creation and opposition are expressed by Consent, so that one stays possible.
         return Decision.not_found("no-record", f"this patient has no DMP (record {record})")

@@ -41,6 +41,8 @@ class Action(StrEnum):
     WRITE_CONSENT = "write-consent"
     READ_PATIENT = "read-patient"  # identity (Patient), not clinical content
     SEARCH_PATIENT = "search-patient"  # identity lookup by INS
+    CREATE_RECORD = "create-record"  # create the Patient, i.e. open the record
+    WRITE_PATIENT = "write-patient"  # change identity traits of an existing record
     CLOSE_RECORD = "close-record"
     REOPEN_RECORD = "reopen-record"
 

@@ -86,6 +86,8 @@ DOCUMENT_QUALITY_ROLES: Mapping[Quality, frozenset[str]] = {
 # | read-audit | HOLDER LEGAL_REP TREATING AUDITOR | Traceability, L.1111-19 |
 # | read-consent, write-consent | HOLDER LEGAL_REP TREATING | Consent; treating physician "on the patient's request"; **decision**: a professional cannot record their own authorisation |
 # | read-patient, search-patient | HOLDER LEGAL_REP PROFESSIONAL ESTABLISHMENT ASSURANCE_MALADIE | identity lookup (TD0.2); **decision**: Assurance Maladie too, it must find the record it feeds |
+# | create-record | HOLDER LEGAL_REP PROFESSIONAL ESTABLISHMENT ASSURANCE_MALADIE | Consent rule 1: since Mon espace santé a record is created unless opposed; establishments and Assurance Maladie open it (TD1.1) |
+# | write-patient | HOLDER LEGAL_REP TREATING ESTABLISHMENT | **decision**: identity traits are kept by the holder and the establishments' identity services (INS qualification); other professionals file, they do not edit identity |
 # | close-record | HOLDER LEGAL_REP TREATING | Closing: "the holder (or a professional at the holder's request)" |
 # | reopen-record | HOLDER LEGAL_REP | Closing: closed = read-only for everyone but the holder |
 _READERS = READ_STANDINGS
@@ -114,6 +116,10 @@ CAPABILITIES: Mapping[Action, frozenset[Quality]] = {
     Action.SEARCH_PATIENT: frozenset(
         {Q.HOLDER, Q.LEGAL_REP, Q.PROFESSIONAL, Q.ESTABLISHMENT, Q.ASSURANCE_MALADIE}
     ),
+    Action.CREATE_RECORD: frozenset(
+        {Q.HOLDER, Q.LEGAL_REP, Q.PROFESSIONAL, Q.ESTABLISHMENT, Q.ASSURANCE_MALADIE}
+    ),
+    Action.WRITE_PATIENT: frozenset({Q.HOLDER, Q.LEGAL_REP, Q.TREATING, Q.ESTABLISHMENT}),
     Action.CLOSE_RECORD: _LABEL_KEEPERS,
     Action.REOPEN_RECORD: frozenset({Q.HOLDER, Q.LEGAL_REP}),
 }
