@@ -379,9 +379,10 @@ async def authorize_search(
     action = ACTIONS.get((rtype, "search-type"))
     patient_id = await search_patient_id(ctx, rtype, params)
     if action is Action.SEARCH_PATIENT:
-        if patient_id is None and not any(n.split(":")[0] == "identifier" for n, _ in params):
-            if ctx.actor.role != Role.AUDITOR:
-                raise errors.bad_request("A Patient search must give the INS (identifier) or _id")
+        named = patient_id is not None or any(n.split(":")[0] == "identifier" for n, _ in params)
+        if not named and ctx.actor.role != Role.AUDITOR:
+            # no browsing of the national patient list: identity lookup is by INS
+            raise errors.bad_request("A Patient search must give the INS (identifier) or _id")
         return SearchScope(None, Decision.allow("per-result", "each Patient is checked"))
     if action is None or patient_id is None:
         if ctx.actor.role == Role.AUDITOR and rtype in ("AuditEvent", "Communication"):
@@ -409,11 +410,10 @@ async def visible_results(
     kept = []
     for stored in entries:
         res = stored.resource or {}
-        if stored.rtype == "DocumentReference":
-            if scope.visibility is not None and stored.rtype == rtype:
-                if scope.visibility.admits(document_facts(res)):
-                    kept.append(stored)
-                continue
+        if stored.rtype == rtype == "DocumentReference" and scope.visibility is not None:
+            if scope.visibility.admits(document_facts(res)):
+                kept.append(stored)
+            continue
         if await _silently_permitted(ctx, stored.rtype, res):
             kept.append(stored)
     return kept
