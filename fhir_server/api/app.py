@@ -18,17 +18,8 @@ from fhir_server.api.security import build_verifier
 from fhir_server.audit.events import ServerIdentity
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
+from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
-
-
-def make_store(settings: Settings) -> Store:
-    if settings.mongodb_uri:
-        from fhir_server.storage.mongo import MongoStore  # type: ignore[import-not-found]
-
-        return MongoStore(settings.mongodb_uri, settings.mongodb_db)
-    from fhir_server.storage.sqlite import SqliteStore
-
-    return SqliteStore(settings.sqlite_path)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:

@@ -16,7 +16,7 @@ from fhir_server.api.responses import fhir_response, resource_headers, write_res
 from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
-from fhir_server.interactions import create, delete, history, patch, read, search, update
+from fhir_server.interactions import create, delete, history, patch, read, record, search, update
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Stored
 
@@ -212,6 +212,18 @@ async def delete_route(request: Request, rtype: str, id: str) -> Response:
     resource_type(rtype, "delete")
     await delete.delete(context(request), rtype, id)
     return Response(status_code=204)
+
+
+@router.post("/Patient/{id}/$close")
+async def close_record(request: Request, id: str) -> Response:
+    out = await record.set_closed(context(request), id, close=True)
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.post("/Patient/{id}/$reopen")
+async def reopen_record(request: Request, id: str) -> Response:
+    out = await record.set_closed(context(request), id, close=False)
+    return write_response(request, out.stored, out.status, base_url(request))
 
 
 @router.get("/{rtype}/{id}/_history")

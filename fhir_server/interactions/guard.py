@@ -460,9 +460,10 @@ async def authorize_write(
     after: Mapping[str, Any] | None,
     ref: str,
     transaction: str | None = None,
+    action: Action | None = None,
 ) -> list[Write]:
-    """Check a create / update / patch / delete; return the audit and notification
-    Writes to commit with the change."""
+    """Check a create / update / patch / delete (or the named `action`); return the audit
+    and notification Writes to commit with the change."""
     audit = {"interaction": interaction, "resource": ref, "transaction": transaction}
     target = after if after is not None else before
     patient_id = patient_of(rtype, target)
@@ -507,9 +508,9 @@ async def authorize_write(
         raise FhirError(
             404, [Issue("not-found", f"Patient/{patient_id} has no DMP: nothing can be filed")]
         )
+    wanted = [(action, None)] if action else _write_actions(rtype, interaction, before, after)
     decisions = [
-        await check(ctx, action, record, doc, patient_id=patient_id, **audit)
-        for action, doc in _write_actions(rtype, interaction, before, after)
+        await check(ctx, act, record, doc, patient_id=patient_id, **audit) for act, doc in wanted
     ]
     writes = [audit_write(ctx, decisions[-1], status=200, patient_id=patient_id, **audit)]
     if rtype == "DocumentReference" and interaction == "create" and after is not None:

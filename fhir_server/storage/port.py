@@ -160,6 +160,12 @@ class Store(Protocol):
         """(position, hash) of the last member of a chain."""
         ...
 
+    async def scan(
+        self, rtype: str, *, after: str | None = None, count: int = 500
+    ) -> tuple[list[Stored], str | None]:
+        """Every live resource of a type, in batches (operator tasks: housekeeping)."""
+        ...
+
     async def purge(self, rtype: str, id: str) -> None:
         """Destroy a resource: current row, history, index terms and keys (record
         destruction after the retention period; nothing else may remove history)."""

@@ -34,6 +34,16 @@ from fhir_server.storage.port import (
 T = TypeVar("T")
 
 
+def _one_copy(served: Any, kept: Any) -> bytes:
+    """A chain member as served (current row) and as kept (first history row): they must
+    be the same bytes; when not, a copy marked as diverging, so verification fails."""
+    if served is None or kept is None:
+        return b"null"
+    if served[0] != kept[0]:
+        return orjson.dumps({**orjson.loads(served[0]), "_diverging_copies": True})
+    return served[0]
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():  # the caller went away (cancelled request)
         return
@@ -412,11 +422,12 @@ class SqliteStore:
             ).fetchall()
             out = []
             for position, rtype, id in members:
-                row = conn.execute(
+                served = conn.execute(f'SELECT content FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
+                kept = conn.execute(
                     f'SELECT content FROM "{rtype}_history" WHERE id = ? ORDER BY version LIMIT 1',
                     (id,),
                 ).fetchone()
-                out.append((position, row[0] if row else b"null"))
+                out.append((position, _one_copy(served, kept)))
             return out
 
         return await self._run_read(q)
@@ -427,6 +438,20 @@ class SqliteStore:
                 "SELECT position, hash FROM chain_head WHERE name = ?", (chain,)
             ).fetchone()
             return (row[0], row[1]) if row else None
+
+        return await self._run_read(q)
+
+    async def scan(
+        self, rtype: str, *, after: str | None = None, count: int = 500
+    ) -> tuple[list[Stored], str | None]:
+        def q(conn: sqlite3.Connection) -> tuple[list[Stored], str | None]:
+            rows = conn.execute(
+                f'SELECT rid, id, version, last_updated, content FROM "{rtype}" '
+                "WHERE deleted = 0 AND rid > ? ORDER BY rid LIMIT ?",
+                (int(after or 0), count),
+            ).fetchall()
+            entries = [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows]
+            return entries, (str(rows[-1][0]) if len(rows) == count else None)
 
         return await self._run_read(q)
 
