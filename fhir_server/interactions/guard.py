@@ -509,9 +509,7 @@ async def authorize_write(
             404, [Issue("not-found", f"Patient/{patient_id} has no DMP: nothing can be filed")]
         )
     wanted = [(action, None)] if action else _write_actions(rtype, interaction, before, after)
-    decisions = [
-        await check(ctx, act, record, doc, patient_id=patient_id, **audit) for act, doc in wanted
-    ]
+    decisions = [await check(ctx, act, record, doc, **audit) for act, doc in wanted]
     writes = [audit_write(ctx, decisions[-1], status=200, patient_id=patient_id, **audit)]
     if rtype == "DocumentReference" and interaction == "create" and after is not None:
         writes += filing_notifications(ctx, patient_id, after, ref)

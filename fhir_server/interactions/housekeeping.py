@@ -52,7 +52,9 @@ async def embargo_notices(ctx: Context, now: datetime) -> int:
         if patient_id is None:
             continue
         visible_from = facts.filed_at + (now - embargo_cutoff(now))
-        comm = notify.embargo_lapsing(patient_id, now, f"DocumentReference/{stored.id}", visible_from)
+        comm = notify.embargo_lapsing(
+            patient_id, now, f"DocumentReference/{stored.id}", visible_from
+        )
         write = guard.notification_write(ctx, comm, f"Communication.embargo-lapsing|{stored.id}")
         try:
             await ctx.store.commit([write])
@@ -85,9 +87,20 @@ async def destroy_expired(ctx: Context, now: datetime) -> list[str]:
             for res in await _belongs(ctx, rtype, stored.id):
                 await ctx.store.purge(rtype, res.id)
         await ctx.store.purge("Patient", stored.id)
-        fact = Decision.allow("retention-expired", f"record closed on {closed.date()} destroyed after ten years")
+        fact = Decision.allow(
+            "retention-expired", f"record closed on {closed.date()} destroyed after ten years"
+        )
         await ctx.store.commit(
-            [guard.audit_write(ctx, fact, interaction="delete", status=200, patient_id=stored.id, resource=f"Patient/{stored.id}")]
+            [
+                guard.audit_write(
+                    ctx,
+                    fact,
+                    interaction="delete",
+                    status=200,
+                    patient_id=stored.id,
+                    resource=f"Patient/{stored.id}",
+                )
+            ]
         )
         destroyed.append(stored.id)
     return destroyed

@@ -18,7 +18,11 @@ from fhir_server.storage.port import VersionConflict
 
 def _closed(patient: dict[str, Any], instant: str) -> dict[str, Any]:
     others = [e for e in patient.get("extension") or [] if e.get("url") != CLOSED_AT_URL]
-    return {**patient, "active": False, "extension": [*others, {"url": CLOSED_AT_URL, "valueDateTime": instant}]}
+    return {
+        **patient,
+        "active": False,
+        "extension": [*others, {"url": CLOSED_AT_URL, "valueDateTime": instant}],
+    }
 
 
 def _reopened(patient: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,9 @@ class AuditReport:
 
 
 def _hash_of(event: dict) -> str | None:
-    return next((e.get("valueString") for e in event.get("extension", []) if e.get("url") == HASH_URL), None)
+    return next(
+        (e.get("valueString") for e in event.get("extension", []) if e.get("url") == HASH_URL), None
+    )
 
 
 async def verify_audit(store: Store, batch: int = 1000) -> AuditReport:
@@ -38,14 +40,32 @@ async def verify_audit(store: Store, batch: int = 1000) -> AuditReport:
         positions = [p for p, _ in rows]
         if positions != expected:  # a member row was removed from the chain's own index
             i = next(i for i, (p, e) in enumerate(zip(positions, expected, strict=True)) if p != e)
-            return AuditReport(checked + i, head_hash, ChainBreak(checked + i, "missing", f"chain position {expected[i]} is missing"), expected[i], None)
+            return AuditReport(
+                checked + i,
+                head_hash,
+                ChainBreak(checked + i, "missing", f"chain position {expected[i]} is missing"),
+                expected[i],
+                None,
+            )
         broken = verify_chain(events, start_hash=previous)
         if broken is not None:
             bad = events[broken.index] if broken.index < len(events) else {}
-            return AuditReport(checked + broken.index, head_hash, broken, positions[min(broken.index, len(positions) - 1)], bad.get("id"))
+            return AuditReport(
+                checked + broken.index,
+                head_hash,
+                broken,
+                positions[min(broken.index, len(positions) - 1)],
+                bad.get("id"),
+            )
         previous = _hash_of(events[-1]) or previous
         checked += len(rows)
         after = positions[-1]
     if after != last_position or previous != head_hash:
-        return AuditReport(checked, head_hash, ChainBreak(checked, "missing", "the chain ends before its recorded head"), after + 1, None)
+        return AuditReport(
+            checked,
+            head_hash,
+            ChainBreak(checked, "missing", "the chain ends before its recorded head"),
+            after + 1,
+            None,
+        )
     return AuditReport(checked, head_hash, None, None, None)

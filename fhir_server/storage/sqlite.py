@@ -422,7 +422,9 @@ class SqliteStore:
             ).fetchall()
             out = []
             for position, rtype, id in members:
-                served = conn.execute(f'SELECT content FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
+                served = conn.execute(
+                    f'SELECT content FROM "{rtype}" WHERE id = ?', (id,)
+                ).fetchone()
                 kept = conn.execute(
                     f'SELECT content FROM "{rtype}_history" WHERE id = ? ORDER BY version LIMIT 1',
                     (id,),

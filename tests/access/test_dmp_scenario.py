@@ -33,7 +33,11 @@ def _document(pid: str, title: str, *labels: str) -> dict:
         "resourceType": "DocumentReference",
         "status": "current",
         "contained": [
-            {"resourceType": "Practitioner", "id": "author", "identifier": [{"system": RPPS, "value": AUTHOR}]}
+            {
+                "resourceType": "Practitioner",
+                "id": "author",
+                "identifier": [{"system": RPPS, "value": AUTHOR}],
+            }
         ],
         "author": [{"reference": "#author"}],
         "custodian": {"identifier": {"system": FINESS, "value": HOSPITAL}},
@@ -41,7 +45,9 @@ def _document(pid: str, title: str, *labels: str) -> dict:
         "category": [{"coding": [{"system": CLASS_SYSTEM, "code": "10"}]}],
         "subject": {"reference": f"Patient/{pid}"},
         "securityLabel": [{"coding": [{"system": VISIBILITY_SYSTEM, "code": c}]} for c in labels],
-        "content": [{"attachment": {"contentType": "text/plain", "title": title, "data": "dGV4dA=="}}],
+        "content": [
+            {"attachment": {"contentType": "text/plain", "title": title, "data": "dGV4dA=="}}
+        ],
     }
 
 
@@ -50,19 +56,39 @@ def _consent(pid: str, kind: str, rpps: str | None = None, purpose: str | None =
     if rpps:
         provision["actor"] = [
             {
-                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "PROV"}]},
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass",
+                            "code": "PROV",
+                        }
+                    ]
+                },
                 "reference": {"identifier": {"system": RPPS, "value": rpps}},
             }
         ]
     if purpose:
-        provision["purpose"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]
+        provision["purpose"] = [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}
+        ]
     return {
         "resourceType": "Consent",
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
         "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{pid}"},
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
+            ]
+        },
         "provision": provision,
     }
 
@@ -74,15 +100,25 @@ def record(dmp, token):
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
     author = token("practitioner", rpps=AUTHOR, organization=HOSPITAL)
-    plain = dmp.post("/fhir/DocumentReference", json=_document(pid, "Lettre de sortie"), headers=author)
+    plain = dmp.post(
+        "/fhir/DocumentReference", json=_document(pid, "Lettre de sortie"), headers=author
+    )
     assert plain.status_code == 201, plain.text
-    masked = dmp.post("/fhir/DocumentReference", json=_document(pid, "Compte rendu masqué", "MASQUE_PS"), headers=author)
+    masked = dmp.post(
+        "/fhir/DocumentReference",
+        json=_document(pid, "Compte rendu masqué", "MASQUE_PS"),
+        headers=author,
+    )
     assert masked.status_code == 201, masked.text
     return pid, plain.json()["id"], masked.json()["id"]
 
 
 def _ids(bundle: dict) -> set[str]:
-    return {e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == "match"}
+    return {
+        e["resource"]["id"]
+        for e in bundle.get("entry", [])
+        if e.get("search", {}).get("mode") == "match"
+    }
 
 
 def test_no_token_is_401_and_metadata_is_open(dmp):
@@ -128,9 +164,15 @@ def test_the_newcomer_walkthrough(dmp, token, record, tmp_path):
 
     # break-glass: refused without a justification, allowed with one, MASQUE_PS still hidden
     glass = token("practitioner", rpps=EMERGENCY_DOC)
-    no_why = dmp.get(f"/fhir/DocumentReference/{plain}", headers={**glass, "X-Access-Mode": "bris_de_glace"})
+    no_why = dmp.get(
+        f"/fhir/DocumentReference/{plain}", headers={**glass, "X-Access-Mode": "bris_de_glace"}
+    )
     assert no_why.status_code == 403
-    why = {**glass, "X-Access-Mode": "bris_de_glace", "X-Access-Justification": "patient inconscient aux urgences"}
+    why = {
+        **glass,
+        "X-Access-Mode": "bris_de_glace",
+        "X-Access-Justification": "patient inconscient aux urgences",
+    }
     assert dmp.get(f"/fhir/DocumentReference/{plain}", headers=why).status_code == 200
     assert dmp.get(f"/fhir/DocumentReference/{masked}", headers=why).status_code == 404
 
@@ -140,7 +182,11 @@ def test_the_newcomer_walkthrough(dmp, token, record, tmp_path):
     events = [e["resource"] for e in trail.json()["entry"]]
     by_rule = {e["outcomeDesc"].split(":")[0] for e in events}
     assert {"no-authorisation", "justification-required", "emergency-bris_de_glace"} <= by_rule
-    glass_events = [e for e in events if e["purposeOfEvent"][0]["coding"][0]["code"] == "bris_de_glace" and e["outcome"] == "0"]
+    glass_events = [
+        e
+        for e in events
+        if e["purposeOfEvent"][0]["coding"][0]["code"] == "bris_de_glace" and e["outcome"] == "0"
+    ]
     assert glass_events
     justification = glass_events[0]["entity"][0]["detail"][0]["valueString"]
     assert justification == "patient inconscient aux urgences"
@@ -165,7 +211,9 @@ def test_verify_audit_catches_an_edit(dmp, token, record, tmp_path, capsys):
     dmp.get(f"/fhir/Patient/{pid}", headers=token("patient", patient=pid))
     assert cli(["verify-audit", "--data-dir", str(tmp_path)]) == 0
     db = sqlite3.connect(tmp_path / "dmp-fhir.sqlite3")
-    rid, content = db.execute('SELECT rid, content FROM "AuditEvent" ORDER BY rid LIMIT 1 OFFSET 1').fetchone()
+    rid, content = db.execute(
+        'SELECT rid, content FROM "AuditEvent" ORDER BY rid LIMIT 1 OFFSET 1'
+    ).fetchone()
     event = orjson.loads(content)
     event["outcomeDesc"] = "edited"
     db.execute('UPDATE "AuditEvent" SET content = ? WHERE rid = ?', (orjson.dumps(event), rid))
@@ -175,12 +223,15 @@ def test_verify_audit_catches_an_edit(dmp, token, record, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "BROKEN at position 2" in out and event["id"] in out and "altered" in out
     # the same edit made in both copies is still caught (the hash no longer matches)
-    db.execute('UPDATE "AuditEvent_history" SET content = ? WHERE id = ?', (orjson.dumps(event), event["id"]))
+    db.execute(
+        'UPDATE "AuditEvent_history" SET content = ? WHERE id = ?',
+        (orjson.dumps(event), event["id"]),
+    )
     db.commit()
     assert cli(["verify-audit", "--data-dir", str(tmp_path)]) == 1
     # and a removed record is reported as missing
     db.execute('DELETE FROM "AuditEvent" WHERE rid = ?', (rid,))
-    db.execute('DELETE FROM chain_member WHERE position = 2')
+    db.execute("DELETE FROM chain_member WHERE position = 2")
     db.commit()
     db.close()
     capsys.readouterr()
