@@ -10,17 +10,27 @@ from fhir_server.fhir.ins import INS_SYSTEMS
 
 def _patient_keys(resource: dict[str, Any]) -> list[str]:
     return [
-        f"Patient.ins|{ident['system']}|{ident.get('value')}"
+        ins_key(ident["system"], ident.get("value"))
         for ident in resource.get("identifier") or []
         if isinstance(ident, dict) and ident.get("system") in INS_SYSTEMS
     ]
+
+
+def ins_key(system: str, value: str | None) -> str:
+    """The key of the one Patient that may hold this INS."""
+    return f"Patient.ins|{system}|{value}"
+
+
+def document_key(identifier: dict[str, Any]) -> str:
+    """The key of the one DocumentReference that may hold this masterIdentifier (uniqueId)."""
+    return f"DocumentReference.uniqueId|{identifier.get('system', '')}|{identifier['value']}"
 
 
 def _document_keys(resource: dict[str, Any]) -> list[str]:
     master = resource.get("masterIdentifier") or {}
     if not master.get("value"):
         return []
-    return [f"DocumentReference.uniqueId|{master.get('system', '')}|{master['value']}"]
+    return [document_key(master)]
 
 
 _KEYS = {"Patient": _patient_keys, "DocumentReference": _document_keys}
