@@ -1,11 +1,13 @@
 """Keys that at most one live resource may hold, enforced by the database (unique index):
-one Patient per INS, one DocumentReference per CDA uniqueId (masterIdentifier)."""
+one Patient per INS, one DocumentReference per CDA uniqueId (masterIdentifier), one MHD
+SubmissionSet per uniqueId."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fhir_server.fhir.ins import INS_SYSTEMS
+from fhir_server.fhir.mhd import is_submission_set, submission_set_unique_ids
 
 
 def _patient_keys(resource: dict[str, Any]) -> list[str]:
@@ -33,7 +35,17 @@ def _document_keys(resource: dict[str, Any]) -> list[str]:
     return [document_key(master)]
 
 
-_KEYS = {"Patient": _patient_keys, "DocumentReference": _document_keys}
+def submission_set_key(identifier: dict[str, Any]) -> str:
+    return f"List.submissionSet|{identifier.get('system', '')}|{identifier['value']}"
+
+
+def _list_keys(resource: dict[str, Any]) -> list[str]:
+    if not is_submission_set(resource):
+        return []
+    return [submission_set_key(i) for i in submission_set_unique_ids(resource)]
+
+
+_KEYS = {"Patient": _patient_keys, "DocumentReference": _document_keys, "List": _list_keys}
 
 
 def unique_keys(rtype: str, resource: dict[str, Any] | None) -> tuple[str, ...]:

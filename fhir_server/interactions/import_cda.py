@@ -16,6 +16,7 @@ from typing import Any
 
 from fhir_server import errors
 from fhir_server.cda.mapping import CDA_CONTENT_TYPE, CdaMapping, map_cda
+from fhir_server.fhir import mhd
 from fhir_server.fhir.uniqueness import ins_key
 from fhir_server.interactions import replacement
 from fhir_server.interactions.context import Context
@@ -24,7 +25,7 @@ from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.versioning import make_write, new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
-CDA_MEDIA_TYPES = frozenset({"application/hl7-cda+xml", "application/xml", "text/xml"})
+CDA_MEDIA_TYPES = mhd.CDA_MEDIA_TYPES
 DOCUMENT_KEY = "DocumentReference.uniqueId|"
 PATIENT_KEY = "Patient.ins|"
 # a race can cost one retry (patient created meanwhile, replaced document changed meanwhile)

@@ -23,15 +23,6 @@ from fhir_server.storage.port import Stored, Write
 UNKNOWN_PARENT_CODE = "not-found"
 
 
-def replaced_identifiers(doc_ref: dict[str, Any]) -> list[dict[str, Any]]:
-    """The masterIdentifiers named by relatesTo replaces (by identifier only)."""
-    return [
-        rel["target"]["identifier"]
-        for rel in doc_ref.get("relatesTo") or []
-        if rel.get("code") == "replaces" and (rel.get("target") or {}).get("identifier")
-    ]
-
-
 async def filed(ctx: Context, master: dict[str, Any]) -> Stored | None:
     """The DocumentReference already holding this uniqueId, if any."""
     if not master.get("value"):
