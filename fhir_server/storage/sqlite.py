@@ -9,6 +9,7 @@ table, an append-only history table and the index tables that search compiles ag
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ from fhir_server.storage import sqlite_search
 from fhir_server.storage.port import (
     HistoryPage,
     Stored,
+    StoreError,
     StoreUnavailable,
     UniqueViolation,
     VersionConflict,
@@ -31,6 +33,18 @@ from fhir_server.storage.port import (
 )
 
 T = TypeVar("T")
+_Pending = tuple[Sequence[Write], "asyncio.Future[list[Stored]]"]
+
+
+def _settle(
+    future: asyncio.Future[list[Stored]], stored: list[Stored] | None, error: BaseException | None
+) -> None:
+    if future.done():  # the caller went away (cancelled): the write stands regardless
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(stored or [])
 
 
 def table_ddl(rtype: str) -> list[str]:
@@ -93,6 +107,8 @@ class SqliteStore:
         self._writer: sqlite3.Connection | None = None
         self._all_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # commits waiting for the writer thread (group commit); deque ops are thread-safe
+        self._pending: collections.deque[_Pending] = collections.deque()
 
     # -- connections -------------------------------------------------------------------
 
@@ -165,17 +181,49 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
-        return await self._run_write(lambda conn: self._commit(conn, writes))
+        """Group commit: commits that arrive while the writer is busy share one SQLite
+        transaction (one fsync), each inside its own SAVEPOINT so it still succeeds or
+        fails alone. A caller is answered only once the shared transaction is durable."""
+        future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
+        self._pending.append((writes, future))
+        await self._run_write(self._commit_pending)
+        return await future
 
-    def _commit(self, conn: sqlite3.Connection, writes: Sequence[Write]) -> list[Stored]:
-        conn.execute("BEGIN IMMEDIATE")
+    def _commit_pending(self, conn: sqlite3.Connection) -> None:
+        batch: list[_Pending] = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return  # an earlier job took ours along
+        outcomes: list[tuple[list[Stored] | None, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes = [self._commit_one(conn, writes) for writes, _ in batch]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            failure = StoreUnavailable(f"SQLite: {exc}")
+            outcomes = [(None, failure) for _ in batch]
+        except BaseException as exc:
+            outcomes = [(None, exc) for _ in batch]
+        for (_, future), (stored, error) in zip(batch, outcomes, strict=True):
+            future.get_loop().call_soon_threadsafe(_settle, future, stored, error)
+
+    def _commit_one(
+        self, conn: sqlite3.Connection, writes: Sequence[Write]
+    ) -> tuple[list[Stored] | None, BaseException | None]:
+        conn.execute("SAVEPOINT one_commit")
         try:
             stored = [self._apply(conn, w) for w in writes]
-            conn.execute("COMMIT")
-            return stored
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        except (StoreError, sqlite3.IntegrityError) as exc:
+            conn.execute("ROLLBACK TO one_commit")
+            conn.execute("RELEASE one_commit")
+            return None, exc
+        conn.execute("RELEASE one_commit")
+        return stored, None
 
     def _apply(self, conn: sqlite3.Connection, w: Write) -> Stored:
         t = w.rtype
