@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -110,6 +111,28 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mongodb-uri", help="use MongoDB instead of the embedded SQLite store")
 
 
+def _import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fhir_server.config import Settings
+    from fhir_server.importing import run
+
+    overrides = {
+        k: v
+        for k, v in {"data_dir": args.data_dir, "mongodb_uri": args.mongodb_uri}.items()
+        if v is not None
+    }
+    return asyncio.run(
+        run(
+            args.paths,
+            settings=Settings(**overrides),
+            url=args.url,
+            labels=args.security_label,
+            token=args.token or os.environ.get("DMP_FHIR_TOKEN"),
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmp-fhir", description="DMP FHIR R4 server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     house = sub.add_parser("housekeeping", help="send due notices, destroy expired records")
     _store_options(house)
     house.set_defaults(func=_housekeeping)
+    imp = sub.add_parser("import", help="file CDA documents (files or folders of *.xml)")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    imp.add_argument("--url", help="file into a running server at this FHIR base URL")
+    imp.add_argument(
+        "--token", help="bearer token for --url (default: $DMP_FHIR_TOKEN); see `dmp-fhir token`"
+    )
+    imp.add_argument(
+        "--security-label",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="masking code for every document: MASQUE_PS, INVISIBLE_PATIENT, "
+        "INVISIBLE_REPRESENTANTS_LEGAUX (repeatable)",
+    )
+    imp.add_argument("--data-dir", type=Path, help="store of the in-process mode")
+    imp.add_argument("--mongodb-uri", help="file into MongoDB (in-process mode)")
+    imp.set_defaults(func=_import)
     return parser
 
 

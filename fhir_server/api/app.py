@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fhir_server import __version__
+from fhir_server.api import documents
 from fhir_server.api import errors as api_errors
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import fhir_response
@@ -63,5 +64,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app.add_api_route("/fhir", bundle_route, methods=["POST"])
     app.add_api_route("/fhir/", bundle_route, methods=["POST"])
+    app.include_router(documents.router, prefix="/fhir")  # before the generic /{type}/{id}
     app.include_router(router, prefix="/fhir")
     return app

@@ -16,7 +16,17 @@ from fhir_server.api.responses import fhir_response, resource_headers, write_res
 from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
-from fhir_server.interactions import create, delete, history, patch, read, record, search, update
+from fhir_server.interactions import (
+    create,
+    delete,
+    history,
+    patch,
+    provide_document,
+    read,
+    record,
+    search,
+    update,
+)
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Stored
 
@@ -90,6 +100,9 @@ def _query(request: Request) -> list[tuple[str, str]]:
 async def create_route(request: Request, rtype: str) -> Response:
     resource_type(rtype, "create")
     body = await _resource_body(request, rtype)
+    if rtype == "DocumentReference" and provide_document.has_attachment_data(body):
+        out = await provide_document.simplified_publish(context(request), body)  # ITI-105
+        return write_response(request, out.stored, out.status, base_url(request), out.message)
     out = await create.create(
         context(request), rtype, body, if_none_exist=request.headers.get("if-none-exist")
     )
@@ -252,6 +265,9 @@ async def bundle_route(request: Request) -> Response:
     limit = request.app.state.ctx.settings.max_body_bytes
     body = parse_body(await read_body(request, limit), body_format(request))
     btype, entries = transaction.parse_bundle(body)
+    if btype == "transaction" and provide_document.is_provide_bundle(entries):
+        result = await provide_document.provide_bundle(context(request), body, base_url(request))
+        return fhir_response(request, result)  # ITI-65
     run = transaction.transaction if btype == "transaction" else transaction.batch
     result = await run(context(request), entries, base_url(request))
     return fhir_response(request, result)

@@ -39,6 +39,17 @@ from fhir_server.policy.metadata import metadata_actions
 from fhir_server.storage.port import Write
 
 AUDIT_CHAIN = "audit"
+# roles that may put content into a record (dmp-rules.md, "may write")
+FILING_ROLES = frozenset(
+    {
+        Role.PRACTITIONER,
+        Role.SYSTEM,
+        Role.ADMIN_STAFF,
+        Role.PATIENT,
+        Role.LEGAL_REPRESENTATIVE,
+        Role.ASSURANCE_MALADIE,
+    }
+)
 TRUSTED = Decision.allow("trusted", "authentication is off (auth=none)")
 
 # (type, interaction) -> the policy action it amounts to
@@ -473,22 +484,17 @@ async def authorize_write(
     if ctx.trusted:
         return [audit_write(ctx, TRUSTED, status=200, patient_id=patient_id, **audit)]
     assert ctx.actor is not None
+    if patient_id is None and ctx.access.emergency:
+        refusal = Decision.deny(
+            "emergency-read-only", f"{ctx.access.mode.value} access is read-only"
+        )
+        raise await refuse(ctx, refusal, patient_id=None, **audit)
     if patient_id is None:
-        if rtype == "Binary" and ctx.actor.role in (
-            Role.PRACTITIONER,
-            Role.SYSTEM,
-            Role.ADMIN_STAFF,
-        ):
-            # content posted before its DocumentReference (ITI-65 order): attached later
-            return [
-                audit_write(
-                    ctx,
-                    Decision.allow("filing", "document content"),
-                    status=201,
-                    patient_id=None,
-                    **audit,
-                )
-            ]
+        if rtype == "Binary" and ctx.actor.role in FILING_ROLES:
+            # document content posted with (or before) its DocumentReference: reading it
+            # follows that document's rules, so holding it grants nothing
+            allow = Decision.allow("filing", "document content")
+            return [audit_write(ctx, allow, status=201, patient_id=None, **audit)]
         raise FhirError(
             422,
             [
@@ -515,6 +521,19 @@ async def authorize_write(
         writes += filing_notifications(ctx, patient_id, after, ref)
     if creating_record:
         writes.append(notification_write(ctx, notify.record_created(patient_id, ctx.clock())))
+    return writes
+
+
+async def authorize_new_record(
+    ctx: Context, patient: Mapping[str, Any], transaction: str | None = None
+) -> list[Write]:
+    """A Patient created on the way (a filing for an INS no record holds yet): check that
+    the actor may open the record, and let the filing see the record as open."""
+    pid = str(patient["id"])
+    writes = await authorize_write(
+        ctx, "create", "Patient", None, patient, f"Patient/{pid}", transaction
+    )
+    ctx.extras.setdefault("records", {})[pid] = new_record(pid)
     return writes
 
 

@@ -5,6 +5,7 @@ patient, masking, break-glass, and the patient reading every access in their his
 from __future__ import annotations
 
 import sqlite3
+import uuid
 
 import orjson
 import pytest
@@ -32,6 +33,7 @@ def _document(pid: str, title: str, *labels: str) -> dict:
     return {
         "resourceType": "DocumentReference",
         "status": "current",
+        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
         "contained": [
             {
                 "resourceType": "Practitioner",
