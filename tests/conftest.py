@@ -92,8 +92,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # @pytest.mark.store_kinds("mongo", ...) narrows a test to some adapters
     if "store_kind" in metafunc.fixturenames:
-        metafunc.parametrize("store_kind", list(STORE_FACTORIES))
+        only = metafunc.definition.get_closest_marker("store_kinds")
+        kinds = [k for k in STORE_FACTORIES if only is None or k in only.args]
+        metafunc.parametrize("store_kind", kinds)
 
 
 @pytest.fixture
