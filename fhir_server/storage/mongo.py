@@ -27,8 +27,10 @@ Atomicity of `commit`, the guarantee:
   steps already done, in reverse (compensation). So a *crash* can never leave a current
   version without its history row, nor a current document carrying a key it does not hold.
   What a crash between steps can leave: a history row for a version that never became current
-  (vread of it answers; history lists it) and unique keys claimed for it (they then block
-  that key until deleted by hand); with batches, earlier writes of the batch stay applied.
+  (vread of it answers; history lists it) and unique keys claimed for it, or, if step (4)
+  did not run, keys that the new version no longer holds (either way they block that key
+  until deleted from `unique_keys` by hand); with batches, earlier writes of the batch stay
+  applied when the crash hits a later one.
   Readers of current documents never see a half-written resource: each current document is
   one single-document write.
 
@@ -91,6 +93,7 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "appname": "dmp-fhir",
 }
 TXN_ATTEMPTS = 12
+KEY_RACE_ATTEMPTS = 3
 METHODS = {"create": "POST", "update": "PUT", "delete": "DELETE"}
 # index terms are only for search: never ship them back on reads
 READ_PROJECTION = {"tok": 0, "ref": 0, "str": 0, "date": 0}
@@ -311,16 +314,18 @@ class MongoStore:
 
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
         await self._ensure_ready()
-        try:
-            with unavailable_as_503():
-                if self.transactions:
-                    return await self._commit_in_transaction(writes)
-                return await self._commit_ordered(writes)
-        except _KeyTaken as taken:
-            holder = await self.holder_of(taken.key)
-            # released between the failed claim and this look-up: name no holder
-            rtype, id = holder or ("", "")
-            raise UniqueViolation(taken.key, rtype, id) from None
+        for _ in range(KEY_RACE_ATTEMPTS):
+            try:
+                with unavailable_as_503():
+                    if self.transactions:
+                        return await self._commit_in_transaction(writes)
+                    return await self._commit_ordered(writes)
+            except _KeyTaken as taken:
+                holder = await self.holder_of(taken.key)
+                if holder is not None:
+                    raise UniqueViolation(taken.key, *holder) from None
+                # the holder let go between our claim and the look-up: the key may be free now
+        raise StoreUnavailable("MongoDB: a unique key kept changing hands; retry")
 
     async def _commit_in_transaction(self, writes: Sequence[Write]) -> list[Stored]:
         assert self._client is not None
@@ -349,7 +354,12 @@ class MongoStore:
         except BaseException:
             await self._compensate(undo)
             raise
-        await self._release_keys(writes, None)
+        try:
+            await self._release_keys(writes, None)
+        except PyMongoError:
+            # the resources are written and visible: report success, not a 503 that would make
+            # the client retry a write that landed; the keys left over are listed in the doc
+            log.exception("MongoDB: could not release unique keys no longer held")
         return stored
 
     async def _compensate(self, undo: Undo) -> None:
