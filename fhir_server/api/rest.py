@@ -21,9 +21,20 @@ from fhir_server.api.formats import (
     response_format,
 )
 from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
+from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
-from fhir_server.interactions import create, delete, history, read, search, update
+from fhir_server.interactions import (
+    create,
+    delete,
+    history,
+    patch,
+    provide_document,
+    read,
+    record,
+    search,
+    update,
+)
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Stored
 
@@ -31,8 +42,19 @@ router = APIRouter()
 
 
 def context(request: Request) -> Context:
+    """A fresh interaction context for this request: who asks (verified token), how
+    (access mode), from where."""
     app_ctx: Context = request.app.state.ctx
-    return Context(app_ctx.store, app_ctx.settings, app_ctx.clock)
+    actor, access = authenticate(request)
+    return Context(
+        app_ctx.store,
+        app_ctx.settings,
+        app_ctx.clock,
+        actor=actor,
+        access=access,
+        client=request.client.host if request.client else None,
+        server=app_ctx.server,
+    )
 
 
 def base_url(request: Request) -> str:
@@ -86,6 +108,9 @@ def _query(request: Request) -> list[tuple[str, str]]:
 async def create_route(request: Request, rtype: str) -> Response:
     resource_type(rtype, "create")
     body = await _resource_body(request, rtype)
+    if rtype == "DocumentReference" and provide_document.has_attachment_data(body):
+        out = await provide_document.simplified_publish(context(request), body)  # ITI-105
+        return write_response(request, out.stored, out.status, base_url(request), out.message)
     out = await create.create(
         context(request), rtype, body, if_none_exist=request.headers.get("if-none-exist")
     )
@@ -187,11 +212,54 @@ async def update_route(request: Request, rtype: str, id: str) -> Response:
     return write_response(request, out.stored, out.status, base_url(request))
 
 
+async def _patch_body(request: Request) -> Any:
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype not in ("application/json-patch+json", "application/json"):
+        raise errors.FhirError(
+            415,
+            [errors.Issue("not-supported", "PATCH takes application/json-patch+json (JSON Patch)")],
+        )
+    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
+    return parse_body(raw, "application/fhir+json")
+
+
+@router.patch("/{rtype}/{id}")
+async def patch_route(request: Request, rtype: str, id: str) -> Response:
+    resource_type(rtype, "patch")
+    ops = await _patch_body(request)
+    out = await patch.patch(
+        context(request), rtype, id, ops, if_match=request.headers.get("if-match")
+    )
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.patch("/{rtype}")
+async def conditional_patch_route(request: Request, rtype: str) -> Response:
+    resource_type(rtype, "patch")
+    ops = await _patch_body(request)
+    ctx = context(request)
+    id = await patch.resolve_conditional(ctx, rtype, request.url.query)
+    out = await patch.patch(ctx, rtype, id, ops, if_match=request.headers.get("if-match"))
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
 @router.delete("/{rtype}/{id}")
 async def delete_route(request: Request, rtype: str, id: str) -> Response:
     resource_type(rtype, "delete")
     await delete.delete(context(request), rtype, id)
     return Response(status_code=204)
+
+
+@router.post("/Patient/{id}/$close")
+async def close_record(request: Request, id: str) -> Response:
+    out = await record.set_closed(context(request), id, close=True)
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.post("/Patient/{id}/$reopen")
+async def reopen_record(request: Request, id: str) -> Response:
+    out = await record.set_closed(context(request), id, close=False)
+    return write_response(request, out.stored, out.status, base_url(request))
 
 
 @router.get("/{rtype}/{id}/_history")
@@ -209,3 +277,20 @@ async def vread_route(request: Request, rtype: str, id: str, vid: str) -> Respon
         return raw
     headers = resource_headers(stored, base_url(request), location=False)
     return fhir_response(request, stored.content or stored.resource, 200, headers)
+
+
+# -- system level ------------------------------------------------------------------------
+
+
+async def bundle_route(request: Request) -> Response:
+    from fhir_server.interactions import transaction
+
+    limit = request.app.state.ctx.settings.max_body_bytes
+    body = parse_body(await read_body(request, limit), body_format(request))
+    btype, entries = transaction.parse_bundle(body)
+    if btype == "transaction" and provide_document.is_provide_bundle(entries):
+        result = await provide_document.provide_bundle(context(request), body, base_url(request))
+        return fhir_response(request, result)  # ITI-65
+    run = transaction.transaction if btype == "transaction" else transaction.batch
+    result = await run(context(request), entries, base_url(request))
+    return fhir_response(request, result)

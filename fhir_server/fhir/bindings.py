@@ -11,8 +11,19 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
     ("Patient", "gender"): frozenset({"male", "female", "other", "unknown"}),
     ("DocumentReference", "status"): frozenset({"current", "superseded", "entered-in-error"}),
     ("DocumentReference", "docStatus"): frozenset(
-        {"registered", "partial", "preliminary", "final", "amended", "corrected", "appended",
-         "cancelled", "entered-in-error", "deprecated", "unknown"}
+        {
+            "registered",
+            "partial",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "appended",
+            "cancelled",
+            "entered-in-error",
+            "deprecated",
+            "unknown",
+        }
     ),
     ("Consent", "status"): frozenset(
         {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"}
@@ -20,8 +31,16 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
     ("List", "status"): frozenset({"current", "retired", "entered-in-error"}),
     ("List", "mode"): frozenset({"working", "snapshot", "changes"}),
     ("Communication", "status"): frozenset(
-        {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
-         "entered-in-error", "unknown"}
+        {
+            "preparation",
+            "in-progress",
+            "not-done",
+            "on-hold",
+            "stopped",
+            "completed",
+            "entered-in-error",
+            "unknown",
+        }
     ),
 }
 

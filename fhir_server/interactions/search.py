@@ -1,11 +1,13 @@
-"""search-type: parse the query into a plan (pure), run it in the store, shape the
-matches (`_summary`, `_elements`) and say which parameters were ignored."""
+"""search-type: parse the query into a plan (pure); the guard scopes it to one record and
+gives the visibility filter, which the plan carries into the store query; results are
+checked once more, shaped (`_summary`, `_elements`), and ignored parameters reported."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 from fhir_server.errors import Issue, operation_outcome
+from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
 from fhir_server.search.plan import SearchPlan, SearchResult, parse_query
 from fhir_server.search.shape import needs_shaping, shape
@@ -32,6 +34,19 @@ def _shaped(plan: SearchPlan, entries: list[Stored]) -> list[Stored]:
     return out
 
 
+def _warnings(rtype: str, plan: SearchPlan) -> list[Issue]:
+    if not plan.ignored:
+        return []
+    return [
+        Issue(
+            "not-supported",
+            f"Ignored search parameters unknown to this server for {rtype}: "
+            f"{', '.join(plan.ignored)} (send Prefer: handling=strict to have them refused)",
+            severity="warning",
+        )
+    ]
+
+
 async def search(
     ctx: Context, rtype: str, params: list[tuple[str, str]], *, strict: bool = False
 ) -> SearchOutcome:
@@ -43,20 +58,13 @@ async def search(
         strict=strict,
         enforce_required=True,
     )
-    # the access-control layer puts its visibility restriction here (see SearchPlan)
-    visibility = ctx.extras.get("search_visibility")
-    if visibility is not None:
-        plan = replace(plan, visibility=visibility)
+    scope = await guard.authorize_search(ctx, rtype, params)
+    if scope.visibility is not None:
+        plan = replace(plan, visibility=scope.visibility)
     result = await ctx.store.search(plan)
+    result.entries = await guard.visible_results(ctx, rtype, scope, result.entries)
+    if result.included:
+        result.included = await guard.visible_results(ctx, rtype, scope, result.included)
+    await guard.commit_search(ctx, scope, rtype, params)
     result.entries = _shaped(plan, result.entries)
-    warnings = []
-    if plan.ignored:
-        warnings.append(
-            Issue(
-                "not-supported",
-                f"Ignored search parameters unknown to this server for {rtype}: "
-                f"{', '.join(plan.ignored)} (send Prefer: handling=strict to have them refused)",
-                severity="warning",
-            )
-        )
-    return SearchOutcome(plan, result, warnings)
+    return SearchOutcome(plan, result, _warnings(rtype, plan))

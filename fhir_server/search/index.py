@@ -11,8 +11,8 @@ Encodings (both stores store them as they are):
 - string: folded (NFKD, combining marks dropped, casefolded) under the param, and verbatim
   under "<param>:exact".
 - date: inclusive (low, high) UTC instants at the precision of the value (`search.dates`).
-- patient: the compartment owner (own id for a Patient, else the first Patient of the
-  `patient` parameter); sort: per sortable date param the smallest low ("" when none).
+- patient: the compartment owner (`fhir.compartment.patient_of`, as the policy reads it);
+  sort: per sortable date param the smallest low ("" when none).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import unicodedata
 from functools import cache
 from typing import Any
 
+from fhir_server.fhir.compartment import patient_of
 from fhir_server.search.dates import parse_range, period_range
 from fhir_server.search.params import SearchParam, params_of
 from fhir_server.storage.port import IndexTerms
@@ -217,15 +218,6 @@ def _dedupe(items: list[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _patient_of(rtype: str, resource: dict[str, Any], refs: list[tuple[str, str]]) -> str | None:
-    if rtype == "Patient":
-        return resource.get("id")
-    for param, key in refs:
-        if param == "patient" and key.startswith("Patient/"):
-            return key[8:]
-    return None
-
-
 def _sort_keys(rtype: str, dates: list[tuple[str, str, str]]) -> tuple[tuple[str, str], ...]:
     out = []
     for p in params_of(rtype).values():
@@ -248,6 +240,7 @@ def extract_terms(rtype: str, resource: dict[str, Any]) -> IndexTerms:
         strings=_dedupe(acc.strings),
         dates=_dedupe(acc.dates),
         refs=_dedupe(acc.refs),
-        patient=_patient_of(rtype, resource, acc.refs),
+        # one definition of the compartment owner, shared with the access policy
+        patient=patient_of(rtype, resource),
         sort=_sort_keys(rtype, acc.dates),
     )

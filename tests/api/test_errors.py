@@ -35,7 +35,12 @@ def test_wrong_ins_key_is_refused_and_nothing_stored(client):
 
 def test_corsica_ins_is_accepted(client):
     # department 2A counts as 19 in the key: 97 - (1850519123456 mod 97) = 33
-    assert client.post("/fhir/Patient", json=patient(nir="185052A12345633"), headers=FHIR_JSON).status_code == 201
+    assert (
+        client.post(
+            "/fhir/Patient", json=patient(nir="185052A12345633"), headers=FHIR_JSON
+        ).status_code
+        == 201
+    )
     bad = client.post("/fhir/Patient", json=patient(nir="185052A12345634"), headers=FHIR_JSON)
     _assert_outcome(bad, 422)
 
@@ -47,7 +52,9 @@ def test_malformed_json(client):
 
 
 def test_malformed_xml(client):
-    r = client.post("/fhir/Patient", content=b"<Patient xmlns='http://hl7.org/fhir'><id", headers=XML)
+    r = client.post(
+        "/fhir/Patient", content=b"<Patient xmlns='http://hl7.org/fhir'><id", headers=XML
+    )
     assert r.status_code == 400
     assert b"OperationOutcome" in r.content
 
@@ -64,7 +71,9 @@ def test_xml_external_entity_refused(client):
 
 
 def test_invalid_resource_names_the_element(client):
-    r = client.post("/fhir/Patient", json=patient(gender="sometimes", birthDate="1979-13-45"), headers=FHIR_JSON)
+    r = client.post(
+        "/fhir/Patient", json=patient(gender="sometimes", birthDate="1979-13-45"), headers=FHIR_JSON
+    )
     _assert_outcome(r, 400)
     exprs = {e for i in r.json()["issue"] for e in i.get("expression", [])}
     assert "Patient.birthDate" in exprs
@@ -92,7 +101,9 @@ def test_unknown_type_and_wrong_method(client):
     _assert_outcome(client.get("/fhir/Observation/1"), 404, "not-found")
     _assert_outcome(client.post("/fhir/Observation", json={}, headers=FHIR_JSON), 404)
     _assert_outcome(client.post("/fhir/Patient/123", json=patient(), headers=FHIR_JSON), 405)
-    _assert_outcome(client.post("/fhir/AuditEvent", json={"resourceType": "AuditEvent"}, headers=FHIR_JSON), 405)
+    _assert_outcome(
+        client.post("/fhir/AuditEvent", json={"resourceType": "AuditEvent"}, headers=FHIR_JSON), 405
+    )
     _assert_outcome(client.delete("/fhir/AuditEvent/1"), 405)
 
 
@@ -107,9 +118,16 @@ def test_missing_resource_404(client):
 
 
 def test_body_over_limit_413(tmp_path):
-    settings = Settings(data_dir=tmp_path, max_body_bytes=1000, public_base_url="http://testserver/fhir")
+    settings = Settings(
+        data_dir=tmp_path, max_body_bytes=1000, public_base_url="http://testserver/fhir"
+    )
     with TestClient(create_app(settings, SqliteStore(tmp_path / "s.db"))) as client:
-        big = patient(text={"status": "generated", "div": "<div xmlns='http://www.w3.org/1999/xhtml'>" + "x" * 2000 + "</div>"})
+        big = patient(
+            text={
+                "status": "generated",
+                "div": "<div xmlns='http://www.w3.org/1999/xhtml'>" + "x" * 2000 + "</div>",
+            }
+        )
         r = client.post("/fhir/Patient", json=big, headers=FHIR_JSON)
         _assert_outcome(r, 413, "too-costly")
 

@@ -18,7 +18,9 @@ PATIENT_XML = b"""<Patient xmlns="http://hl7.org/fhir">
 
 
 def test_xml_in_json_out(client):
-    r = client.post("/fhir/Patient", content=PATIENT_XML, headers={"content-type": "application/fhir+xml"})
+    r = client.post(
+        "/fhir/Patient", content=PATIENT_XML, headers={"content-type": "application/fhir+xml"}
+    )
     assert r.status_code == 201
     assert r.headers["content-type"].startswith("application/fhir+json")
     assert r.json()["name"][0]["family"] == "PAT-TROIS"

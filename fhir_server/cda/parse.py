@@ -1,0 +1,90 @@
+"""Safe parsing of a CDA document: no network, no DTD, no entity expansion, bounded size.
+
+Hostile XML (a DOCTYPE declaring entities, "billion laughs", external entities such as
+SYSTEM "file:///etc/passwd") is refused before anything reads the tree: a CDA never needs a
+DOCTYPE, so any DOCTYPE is refused outright.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from lxml import etree
+
+from fhir_server.errors import FhirError, Issue
+
+HL7_NS = "urn:hl7-org:v3"
+CDA_ROOT = f"{{{HL7_NS}}}ClinicalDocument"
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+    )
+
+
+# An lxml parser must not be shared by threads parsing at the same time: one per thread.
+_LOCAL = threading.local()
+_LOCATION_SUFFIX = re.compile(r", line \d+, column \d+$")
+
+
+def _thread_parser() -> etree.XMLParser:
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = _parser()
+    return parser
+
+
+def _refuse(status: int, code: str, message: str) -> FhirError:
+    return FhirError(status, [Issue(code, message)])
+
+
+def _doctype_refusal() -> FhirError:
+    return _refuse(
+        400,
+        "security",
+        "CDA document refused: it contains a DOCTYPE declaration; DTDs and entity "
+        "declarations are not allowed",
+    )
+
+
+def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
+    """Parse `data` and return the ClinicalDocument root, or raise FhirError (400/413)."""
+    if len(data) > max_bytes:
+        raise _refuse(
+            413,
+            "too-costly",
+            f"CDA document refused: {len(data)} bytes exceeds the limit of {max_bytes} bytes",
+        )
+    if not data.strip():
+        raise _refuse(400, "structure", "CDA document refused: the body is empty")
+    try:
+        root = etree.fromstring(data, _thread_parser())
+    except etree.XMLSyntaxError as exc:
+        if b"<!DOCTYPE" in data:
+            raise _doctype_refusal() from None
+        line, column = exc.position
+        reason = _LOCATION_SUFFIX.sub("", exc.msg or "syntax error")
+        raise _refuse(
+            400,
+            "structure",
+            f"CDA document is not well-formed XML: {reason} (line {line}, column {column})",
+        ) from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise _doctype_refusal()
+    if root.tag != CDA_ROOT:
+        raise _refuse(
+            400,
+            "structure",
+            f"Not a CDA document: the root element is {root.tag!s}, expected "
+            f"ClinicalDocument in namespace {HL7_NS}",
+        )
+    return root

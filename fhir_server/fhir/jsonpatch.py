@@ -1,0 +1,116 @@
+"""JSON Patch (RFC 6902) applied to a FHIR resource as plain JSON (pure; the input is
+never mutated). Errors are FhirErrors naming the failing operation."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fhir_server.errors import FhirError, Issue
+
+_MISSING = object()
+
+
+def _fail(i: int, message: str, status: int = 422) -> FhirError:
+    return FhirError(
+        status,
+        [Issue("processing", f"patch operation {i}: {message}", expression=(f"Parameters[{i}]",))],
+    )
+
+
+def _tokens(path: str, i: int) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise _fail(i, f"path {path!r} must start with '/'", 400)
+    return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
+
+
+def _child(node: Any, token: str, i: int) -> Any:
+    if isinstance(node, dict):
+        return node.get(token, _MISSING)
+    if isinstance(node, list):
+        if not token.isdigit() or int(token) >= len(node):
+            return _MISSING
+        return node[int(token)]
+    return _MISSING
+
+
+def _parent(doc: Any, tokens: list[str], i: int, path: str) -> tuple[Any, str]:
+    if not tokens:
+        raise _fail(i, "the whole resource cannot be replaced by a patch", 400)
+    node = doc
+    for token in tokens[:-1]:
+        node = _child(node, token, i)
+        if node is _MISSING:
+            raise _fail(i, f"path {path!r} does not exist")
+    return node, tokens[-1]
+
+
+def _get(doc: Any, path: str, i: int) -> Any:
+    node = doc
+    for token in _tokens(path, i):
+        node = _child(node, token, i)
+        if node is _MISSING:
+            raise _fail(i, f"path {path!r} does not exist")
+    return node
+
+
+def _remove(doc: Any, path: str, i: int) -> Any:
+    parent, last = _parent(doc, _tokens(path, i), i, path)
+    if _child(parent, last, i) is _MISSING:
+        raise _fail(i, f"path {path!r} does not exist")
+    return parent.pop(int(last) if isinstance(parent, list) else last)
+
+
+def _add(doc: Any, path: str, value: Any, i: int, *, replace: bool = False) -> None:
+    parent, last = _parent(doc, _tokens(path, i), i, path)
+    if isinstance(parent, dict):
+        if replace and last not in parent:
+            raise _fail(i, f"path {path!r} does not exist")
+        parent[last] = value
+    elif isinstance(parent, list):
+        if last == "-" and not replace:
+            parent.append(value)
+            return
+        if not last.isdigit() or int(last) > len(parent) - (1 if replace else 0):
+            raise _fail(i, f"index {last!r} is out of range in {path!r}")
+        if replace:
+            parent[int(last)] = value
+        else:
+            parent.insert(int(last), value)
+    else:
+        raise _fail(i, f"path {path!r} does not point into an object or array")
+
+
+def apply_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:
+    if not isinstance(operations, list):
+        raise FhirError(400, [Issue("invalid", "A JSON Patch document is an array of operations")])
+    doc = copy.deepcopy(resource)
+    for i, op in enumerate(operations):
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise _fail(i, "each operation needs 'op' and 'path'", 400)
+        kind, path = op["op"], op["path"]
+        if kind in ("add", "replace", "test") and "value" not in op:
+            raise _fail(i, f"{kind} needs a 'value'", 400)
+        if kind == "add":
+            _add(doc, path, copy.deepcopy(op["value"]), i)
+        elif kind == "replace":
+            _add(doc, path, copy.deepcopy(op["value"]), i, replace=True)
+        elif kind == "remove":
+            _remove(doc, path, i)
+        elif kind in ("move", "copy"):
+            if "from" not in op:
+                raise _fail(i, f"{kind} needs 'from'", 400)
+            value = (
+                _remove(doc, op["from"], i)
+                if kind == "move"
+                else copy.deepcopy(_get(doc, op["from"], i))
+            )
+            _add(doc, path, value, i)
+        elif kind == "test":
+            if _get(doc, path, i) != op["value"]:
+                raise _fail(i, f"test failed at {path!r}", 409)
+        else:
+            raise _fail(i, f"unknown op {kind!r}", 400)
+    return doc

@@ -1,0 +1,262 @@
+"""Bundles posted to [base]: `transaction` (all or nothing: every write goes to the store
+in one atomic commit) and `batch` (each entry on its own).
+
+Local references (`urn:uuid:` fullUrls) are resolved to the ids the server assigns,
+everywhere they appear (references, attachment URLs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fhir_server import errors
+from fhir_server.errors import FhirError, Issue, operation_outcome
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
+from fhir_server.interactions import create, delete, read, update
+from fhir_server.interactions.context import Context
+from fhir_server.interactions.versioning import new_id
+from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
+
+# FHIR's processing order inside a transaction
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+WRITE_INTERACTION = {"POST": "create", "PUT": "update", "DELETE": "delete", "GET": "read"}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    rtype: str
+    id: str | None
+    resource: dict[str, Any] | None
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: str | None
+    # outcome
+    write: Write | None = None
+    # the audit and notifications that go with `write`, in the same commit
+    extra: list[Write] = field(default_factory=list)
+    existing: Stored | None = None
+    status: int = 200
+
+
+def _where(i: int, element: str = "") -> str:
+    return f"Bundle.entry[{i}]" + (f".{element}" if element else "")
+
+
+def _parse_entry(i: int, raw: Any) -> Entry:
+    if not isinstance(raw, dict):
+        raise errors.bad_request("Each entry must be an object", _where(i))
+    request = raw.get("request") or {}
+    method = str(request.get("method", "")).upper()
+    url = str(request.get("url", "")).split("?", 1)[0].strip("/")
+    if method not in ORDER:
+        raise errors.bad_request(
+            f"Unsupported request.method {method!r}", _where(i, "request.method")
+        )
+    parts = url.split("/")
+    rtype = parts[0]
+    rt = RESOURCE_TYPES.get(rtype)
+    if rt is None:
+        raise errors.bad_request(f"Unknown resource type in {url!r}", _where(i, "request.url"))
+    if not rt.allows(WRITE_INTERACTION[method]):
+        raise errors.method_not_allowed(f"{method} is not allowed on {rtype}")
+    rid = parts[1] if len(parts) > 1 else None
+    if method in ("PUT", "DELETE", "GET") and not rid:
+        raise errors.bad_request(f"{method} needs Type/id in request.url", _where(i, "request.url"))
+    resource = raw.get("resource")
+    if method in ("POST", "PUT") and not isinstance(resource, dict):
+        raise errors.bad_request(f"{method} needs a resource", _where(i, "resource"))
+    return Entry(
+        i,
+        method,
+        rtype,
+        rid,
+        resource,
+        raw.get("fullUrl"),
+        request.get("ifNoneExist"),
+        request.get("ifMatch"),
+    )
+
+
+def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _rewrite(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite(v, mapping) for v in value]
+    if isinstance(value, str) and value in mapping:
+        return mapping[value]
+    return value
+
+
+def _assign_ids(entries: list[Entry]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for e in entries:
+        if e.method == "POST":
+            e.id = new_id()
+        if e.full_url and e.id and e.method in ("POST", "PUT"):
+            mapping[e.full_url] = f"{e.rtype}/{e.id}"
+    return mapping
+
+
+def relocate(exc: FhirError, i: int) -> FhirError:
+    """Point an entry's error at its place in the Bundle."""
+    issues = [
+        Issue(
+            x.code,
+            f"entry[{i}]: {x.diagnostics}",
+            x.severity,
+            tuple(
+                _where(i, "resource." + e.split(".", 1)[1]) if "." in e else _where(i)
+                for e in x.expression
+            )
+            or (_where(i),),
+        )
+        for x in exc.issues
+    ]
+    return FhirError(exc.status, issues, exc.headers)
+
+
+async def _prepare(ctx: Context, e: Entry) -> None:
+    if e.method == "POST":
+        prepared = await create.prepare_create(
+            ctx, e.rtype, e.resource, if_none_exist=e.if_none_exist, id=e.id
+        )
+        if isinstance(prepared, Stored):
+            e.existing, e.status = prepared, 200
+        else:
+            (e.write, *e.extra), e.status = prepared, 201
+    elif e.method == "PUT":
+        assert e.id is not None
+        (e.write, *e.extra), creates = await update.prepare_update(
+            ctx, e.rtype, e.id, e.resource, if_match=e.if_match
+        )
+        e.status = 201 if creates else 200
+    elif e.method == "DELETE":
+        assert e.id is not None
+        deletion = await delete.prepare_delete(ctx, e.rtype, e.id)
+        if deletion is not None:
+            e.write, *e.extra = deletion
+        e.status = 204
+    else:
+        assert e.id is not None
+        e.existing = await read.read(ctx, e.rtype, e.id)
+
+
+def _response_entry(base: str, e: Entry, stored: Stored | None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "status": {200: "200 OK", 201: "201 Created", 204: "204 No Content"}[e.status]
+    }
+    out: dict[str, Any] = {}
+    if stored is not None:
+        out["fullUrl"] = f"{base}/{stored.rtype}/{stored.id}"
+        response["etag"] = f'W/"{stored.version}"'
+        response["lastModified"] = stored.last_updated
+        if e.status == 201:
+            response["location"] = f"{stored.rtype}/{stored.id}/_history/{stored.version}"
+        if stored.resource is not None and e.method != "DELETE":
+            out["resource"] = stored.resource
+    out["response"] = response
+    return out
+
+
+def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise errors.bad_request("POST [base] takes a Bundle of type transaction or batch")
+    btype = bundle.get("type")
+    if btype not in ("transaction", "batch"):
+        raise errors.bad_request(
+            f"Bundle.type must be transaction or batch, not {btype!r}", "Bundle.type"
+        )
+    raw = bundle.get("entry") or []
+    if not isinstance(raw, list):
+        raise errors.bad_request("Bundle.entry must be a list", "Bundle.entry")
+    return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
+
+
+class TransactionHook(Protocol):
+    """Extra rules of a specialised transaction (MHD ITI-65), kept out of the generic code."""
+
+    async def before(self, ctx: Context, entries: list[Entry]) -> dict[str, str]:
+        """Check and amend entries before ids are assigned; return fullUrl -> Type/id of
+        entries resolved to resources the server already holds (turned into reads)."""
+        ...
+
+    async def after(self, ctx: Context, entries: list[Entry]) -> list[Write]:
+        """Extra writes for the same commit, once every entry has its Write."""
+        ...
+
+
+async def prepare_transaction(
+    ctx: Context, entries: list[Entry], hook: TransactionHook | None = None
+) -> list[Write]:
+    """Every Write of the transaction, in entry order, then the hook's extra writes."""
+    resolved = await hook.before(ctx, entries) if hook else {}
+    mapping = {**_assign_ids(entries), **resolved}
+    for e in entries:
+        if e.resource is not None:
+            e.resource = _rewrite(e.resource, mapping)
+            if e.method == "POST":
+                e.resource.pop("id", None)
+    for e in sorted(entries, key=lambda x: ORDER[x.method]):
+        try:
+            await _prepare(ctx, e)
+        except FhirError as exc:
+            raise relocate(exc, e.index) from None
+    writes = [w for e in entries if e.write is not None for w in (e.write, *e.extra)]
+    if hook:
+        writes.extend(await hook.after(ctx, entries))
+    return writes
+
+
+async def commit_entries(
+    ctx: Context, entries: list[Entry], writes: list[Write]
+) -> dict[int, Stored]:
+    """One atomic commit; entry index -> what it wrote or read. Store errors propagate."""
+    stored = await ctx.store.commit(writes) if writes else []
+    by_write = {id(w): s for w, s in zip(writes, stored, strict=True)}
+    results = {}
+    for e in entries:
+        found = by_write.get(id(e.write)) if e.write is not None else e.existing
+        if found is not None:
+            results[e.index] = found
+    return results
+
+
+def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [_response_entry(base, e, results.get(e.index)) for e in entries],
+    }
+
+
+async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
+    writes = await prepare_transaction(ctx, entries)
+    try:
+        results = await commit_entries(ctx, entries, writes)
+    except UniqueViolation as exc:
+        raise create.duplicate_error(exc) from None
+    except VersionConflict as exc:
+        raise errors.conflict(
+            f"{exc.rtype}/{exc.id} changed during the transaction; retry"
+        ) from None
+    return response_bundle(base, entries, results)
+
+
+async def batch(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
+    out = []
+    for e in entries:
+        try:
+            result = await transaction(ctx, [e], base)
+            out.append(result["entry"][0])
+        except FhirError as exc:
+            out.append(
+                {
+                    "response": {
+                        "status": str(exc.status),
+                        "outcome": operation_outcome(exc.issues),
+                    }
+                }
+            )
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": out}

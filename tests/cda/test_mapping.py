@@ -1,0 +1,170 @@
+"""Mapped DocumentReference / Patient for the project's own fixtures."""
+
+import base64
+import hashlib
+
+import pytest
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.patient import Patient
+
+from fhir_server.cda.mapping import map_cda
+from fhir_server.cda.volet import Volet
+
+A03 = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
+A07 = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument"
+
+CASES = {
+    "ldl-ses.xml": (Volet.LDL_SES, "11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017"),
+    "ldl-ses-rplc.xml": (Volet.LDL_SES, "11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017"),
+    "vsm.xml": (Volet.VSM, "SYNTH", "11", "urn:asip:ci-sis:vsm:2012"),
+    "cr-bio-n3.xml": (Volet.CR_BIO, "11502-2", "10", "urn:ihe:lab:xd-lab:2008"),
+    "cr-bio-n1-pdf.xml": (Volet.LEVEL1, "11502-2", "10", "urn:ihe:iti:xds-sd:pdf:2008"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_type_category_format_and_valid_fhir(fixture_bytes, name):
+    volet, type_code, class_code, format_code = CASES[name]
+    data = fixture_bytes(name)
+    m = map_cda(data, binary_id="bin-1", patient_id="pat-1")
+    ref = m.document_reference
+    assert m.document.volet is volet
+    assert ref["type"]["coding"][0]["code"] == type_code
+    assert ref["category"][0]["coding"][0] == {
+        "system": A03,
+        "code": class_code,
+        "display": {"10": "Compte rendu", "11": "Synthèse"}[class_code],
+    }
+    assert ref["content"][0]["format"]["code"] == format_code
+    attachment = ref["content"][0]["attachment"]
+    assert attachment["size"] == len(data)
+    assert attachment["hash"] == base64.b64encode(hashlib.sha1(data).digest()).decode()
+    assert attachment["url"] == "Binary/bin-1"
+    assert ref["subject"] == {"reference": "Patient/pat-1"}
+    DocumentReference.model_validate(ref)
+    Patient.model_validate(m.patient)
+
+
+def test_ldl_ses_header_fields(fixture_bytes):
+    m = map_cda(fixture_bytes("ldl-ses.xml"), binary_id="b", patient_id=None)
+    ref = m.document_reference
+    assert m.unique_id == "1.2.250.1.999.2.1^LDL-0001"
+    assert ref["masterIdentifier"] == {
+        "use": "usual",
+        "system": "urn:oid:1.2.250.1.999.2.1",
+        "value": "LDL-0001",
+    }
+    assert ref["status"] == "current"
+    assert ref["date"] == "2024-01-15T10:30:00+01:00"
+    assert ref["subject"] == {
+        "identifier": {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": "279035121518989"}
+    }
+    contained = {r["id"]: r for r in ref["contained"]}
+    assert ref["author"] == [{"reference": "#author-1-role"}]
+    assert contained["author-1-practitioner"]["identifier"] == [
+        {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}
+    ]
+    assert contained["author-1-role"]["organization"] == {"reference": "#author-1-organization"}
+    assert contained["custodian"]["identifier"] == [
+        {"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "1990000018"}
+    ]
+    assert ref["authenticator"] == {"reference": "#authenticator-role"}
+    ctx = ref["context"]
+    assert ctx["period"] == {
+        "start": "2024-01-10T08:00:00+01:00",
+        "end": "2024-01-15T10:00:00+01:00",
+    }
+    assert ctx["facilityType"]["coding"][0]["code"] == "SA01"
+    assert ctx["practiceSetting"]["coding"][0] == {
+        "system": "https://mos.esante.gouv.fr/NOS/TRE_A01-CadreExercice/FHIR/TRE-A01-CadreExercice",
+        "code": "ETABLISSEMENT",
+        "display": "Etablissement de santé",
+    }
+    assert ctx["event"][0]["coding"][0]["code"] == "IMP"
+    assert ctx["sourcePatientInfo"] == {"reference": "#source-patient"}
+    assert contained["source-patient"]["resourceType"] == "Patient"
+    assert ref["content"][0]["attachment"]["language"] == "fr-FR"
+    assert ref["content"][0]["attachment"]["creation"] == "2024-01-15T10:30:00+01:00"
+    assert "relatesTo" not in ref
+
+
+def test_security_labels_combine_confidentiality_and_masking(fixture_bytes):
+    m = map_cda(
+        fixture_bytes("vsm.xml"),
+        binary_id="b",
+        security_labels=["MASQUE_PS", "INVISIBLE_PATIENT", "MASQUE_PS"],
+    )
+    assert [label["coding"][0] for label in m.document_reference["securityLabel"]] == [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+            "code": "N",
+            "display": "Normal",
+        },
+        {"system": A07, "code": "MASQUE_PS", "display": "Masqué aux professionnels de santé"},
+        {"system": A07, "code": "INVISIBLE_PATIENT", "display": "Non visible par le patient"},
+    ]
+
+
+def test_id_without_extension_is_an_oid_uri(fixture_bytes):
+    m = map_cda(fixture_bytes("vsm.xml"), binary_id="b")
+    assert m.unique_id == "1.2.250.1.999.3.1"
+    assert m.document_reference["masterIdentifier"] == {
+        "use": "usual",
+        "system": "urn:ietf:rfc:3986",
+        "value": "urn:oid:1.2.250.1.999.3.1",
+    }
+
+
+def test_replacement_points_to_the_replaced_document(fixture_bytes):
+    m = map_cda(fixture_bytes("ldl-ses-rplc.xml"), binary_id="b")
+    assert m.replaces == ("1.2.250.1.999.2.1^LDL-0001",)
+    assert m.set_id == "1.2.250.1.999.2.1.0"
+    assert m.document_reference["relatesTo"] == [
+        {
+            "code": "replaces",
+            "target": {
+                "identifier": {
+                    "use": "usual",
+                    "system": "urn:oid:1.2.250.1.999.2.1",
+                    "value": "LDL-0001",
+                }
+            },
+        }
+    ]
+
+
+def test_patient_follows_fr_core_ins(fixture_bytes):
+    m = map_cda(fixture_bytes("cr-bio-n3.xml"), binary_id="b", patient_id="pat-9")
+    p = m.patient
+    assert p["id"] == "pat-9"
+    assert m.ins == ("urn:oid:1.2.250.1.213.1.4.10", "279035121518989")
+    assert p["identifier"][0] == {
+        "use": "official",
+        "type": {
+            "coding": [
+                {
+                    "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
+                    "code": "INS-NIR-TEST",
+                }
+            ]
+        },
+        "system": "urn:oid:1.2.250.1.213.1.4.10",
+        "value": "279035121518989",
+    }
+    assert p["identifier"][1]["value"] == "IPP000123"
+    assert p["identifier"][1]["type"]["coding"][0]["code"] == "PI"
+    official, usual = p["name"]
+    assert official["family"] == "TESTNAISSANCE" and official["given"] == ["CAMILLE"]
+    assert official["extension"][0]["valueString"] == "CAMILLE JEANNE"
+    assert usual == {"use": "usual", "family": "TESTUSAGE", "given": ["CAM"]}
+    assert p["gender"] == "female"
+    assert p["birthDate"] == "1979-03-28"
+    insee = p["extension"][0]["valueAddress"]["extension"][0]["valueCoding"]["code"]
+    assert insee == "51215"
+
+
+def test_level1_pdf_document(fixture_bytes):
+    m = map_cda(fixture_bytes("cr-bio-n1-pdf.xml"), binary_id="b")
+    assert m.document.header.non_xml_media_type == "application/pdf"
+    # the filed object is the CDA itself, whatever it wraps
+    assert m.document_reference["content"][0]["attachment"]["contentType"] == "text/xml"
