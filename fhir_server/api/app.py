@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @app.get("/fhir/metadata")
     async def metadata(request: Request) -> Response:
-        return fhir_response(request, capability_statement(settings.base_url()))
+        return fhir_response(request, capability_statement(settings.base_url(), auth=settings.auth))
 
     app.add_api_route("/fhir", bundle_route, methods=["POST"])
     app.add_api_route("/fhir/", bundle_route, methods=["POST"])

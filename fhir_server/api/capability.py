@@ -22,9 +22,38 @@ def _search_params(rtype: str) -> list[dict[str, Any]]:
     return [{"name": n, "type": types.get(n, "reference")} for n in names]
 
 
-def capability_statement(
-    base_url: str, *, extra_operations: list[dict[str, Any]] = ()
-) -> dict[str, Any]:  # type: ignore[assignment]
+# operations this server defines (data: name, type it applies to, what it does)
+OPERATIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "import-cda",
+        "DocumentReference",
+        "File a CI-SIS CDA document: Patient by INS, Binary, PDSm DocumentReference",
+    ),
+    ("close", "Patient", "Close the patient's DMP (read-only, destroyed ten years later)"),
+    ("reopen", "Patient", "Reopen a closed DMP"),
+)
+
+
+def _security(auth: str) -> dict[str, Any]:
+    if auth == "none":
+        return {"description": "Authentication is off (auth=none): trusted local use only"}
+    return {
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "OAuth",
+                    }
+                ]
+            }
+        ],
+        "description": "Bearer JWT (Pro Santé Connect / OIDC in production, a local issuer in "
+        "development); DMP access rules, X-Access-Mode / X-Access-Justification headers",
+    }
+
+
+def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
     resources = []
     for rt in RESOURCE_TYPES.values():
         entry: dict[str, Any] = {
@@ -50,5 +79,20 @@ def capability_statement(
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "application/fhir+xml"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{"mode": "server", "resource": resources, "operation": list(extra_operations)}],
+        "rest": [
+            {
+                "mode": "server",
+                "security": _security(auth),
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [
+                    {
+                        "name": name,
+                        "definition": f"{base_url}/OperationDefinition/{rtype}-{name}",
+                        "documentation": doc,
+                    }
+                    for name, rtype, doc in OPERATIONS
+                ],
+            }
+        ],
     }

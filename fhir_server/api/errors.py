@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from fhir_server.api.formats import JSON, XML, serialise
 from fhir_server.errors import FhirError, Issue, operation_outcome
-from fhir_server.storage.port import StoreUnavailable
+from fhir_server.storage.port import StoreUnavailable, UniqueViolation, VersionConflict
 
 log = logging.getLogger("fhir_server")
 
@@ -64,6 +64,14 @@ async def on_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_store_conflict(request: Request, exc: Exception) -> Response:
+    # a precondition lost to a concurrent writer that no interaction could absorb
+    log.info("store conflict: %s", exc)
+    return outcome_response(
+        request, 409, [Issue("conflict", "A concurrent change touched the same data; retry")]
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return outcome_response(request, 500, [Issue("exception", "Internal server error")])
@@ -74,4 +82,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
+    app.add_exception_handler(VersionConflict, on_store_conflict)
+    app.add_exception_handler(UniqueViolation, on_store_conflict)
     app.add_exception_handler(Exception, on_unexpected)

@@ -23,6 +23,9 @@ ALL_INTERACTIONS = (
     "search-type",
 )
 READ_ONLY = ("read", "vread", "history-instance", "history-type", "search-type")
+# DMP: records are closed (then destroyed by housekeeping), Consents withdrawn by a new
+# version, document content follows its document: only a DocumentReference is deleted
+NO_DELETE = tuple(i for i in ALL_INTERACTIONS if i != "delete")
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,16 @@ class ResourceType:
 RESOURCE_TYPES: dict[str, ResourceType] = {
     rt.name: rt
     for rt in (
-        ResourceType("Patient", Patient, ALL_INTERACTIONS),
+        ResourceType("Patient", Patient, NO_DELETE),
         ResourceType(
             "DocumentReference",
             DocumentReference,
             (*ALL_INTERACTIONS, "patch"),
             profile="https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference",
         ),
-        ResourceType("Consent", Consent, ALL_INTERACTIONS),
-        ResourceType("Binary", Binary, ALL_INTERACTIONS),
-        ResourceType("List", List, ALL_INTERACTIONS),
+        ResourceType("Consent", Consent, NO_DELETE),
+        ResourceType("Binary", Binary, NO_DELETE),
+        ResourceType("List", List, NO_DELETE),
         # written by the server only: never created, changed or deleted through the API
         ResourceType("AuditEvent", AuditEvent, READ_ONLY, conditional_create=False),
         ResourceType("Communication", Communication, READ_ONLY, conditional_create=False),

@@ -36,7 +36,7 @@ from fhir_server.policy import (
 )
 from fhir_server.policy.facts import document_facts, patient_facts
 from fhir_server.policy.metadata import metadata_actions
-from fhir_server.storage.port import Write
+from fhir_server.storage.port import UniqueViolation, Write
 
 AUDIT_CHAIN = "audit"
 # roles that may put content into a record (dmp-rules.md, "may write")
@@ -285,7 +285,7 @@ async def commit_read(
         writes += await read_notifications(ctx, record, decision)
     try:
         await ctx.store.commit(writes)
-    except Exception:
+    except UniqueViolation:
         if len(writes) == 1:
             raise
         # a racing first-consultation notice won the key: the audit alone still goes in

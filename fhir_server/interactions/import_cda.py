@@ -18,11 +18,11 @@ from fhir_server import errors
 from fhir_server.cda.mapping import CDA_CONTENT_TYPE, CdaMapping, map_cda
 from fhir_server.fhir import mhd
 from fhir_server.fhir.server_fields import on_create
-from fhir_server.fhir.uniqueness import ins_key
 from fhir_server.interactions import guard, replacement
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error, existing, existing_for
 from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.versioning import make_write, new_id
 from fhir_server.policy import Action
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
@@ -72,9 +72,9 @@ async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> Prep
         return PreparedImport([], existing=found)
     now = ctx.now_iso()
     writes: list[Write] = []
-    holder = await ctx.store.holder_of(ins_key(*mapping.ins))
+    holder = await patient_holding(ctx, *mapping.ins)
     if holder is not None:
-        doc_ref = {**doc_ref, "subject": {"reference": f"Patient/{holder[1]}"}}
+        doc_ref = {**doc_ref, "subject": {"reference": f"Patient/{holder}"}}
     else:
         patient_id = mapping.patient["id"]
         patient = make_write(

@@ -37,6 +37,7 @@ from fhir_server.interactions import guard, replacement, transaction
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.transaction import Entry
 from fhir_server.interactions.versioning import make_write, new_id
 from fhir_server.policy import Action
@@ -349,9 +350,9 @@ class ProvideDocument:
     async def _known_patient(self, ctx: Context, e: Entry, resolved: dict[str, str]) -> None:
         """One Patient per INS: a Bundle's Patient whose INS we hold is the one we hold."""
         for system, value in sorted(_ins_of(e.resource or {})):
-            holder = await ctx.store.holder_of(ins_key(system, value))
+            holder = await patient_holding(ctx, system, value)
             if holder is not None:
-                _as_existing(e, "Patient", holder[1], resolved)
+                _as_existing(e, "Patient", holder, resolved)
                 return
 
     async def _patient_by_ins(
@@ -369,9 +370,9 @@ class ProvideDocument:
                 "DocumentReference.subject",
             )
         key = ins_key(*ins)
-        holder = await ctx.store.holder_of(key)
+        holder = await patient_holding(ctx, *ins)
         if holder is not None:
-            return {"reference": f"Patient/{holder[1]}"}
+            return {"reference": f"Patient/{holder}"}
         if key in self.new_patients:
             return {"reference": f"Patient/{self.new_patients[key].id}"}
         if cda is None or cda.header.record_target is None:

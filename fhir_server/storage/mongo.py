@@ -49,6 +49,7 @@ import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -67,6 +68,7 @@ from pymongo.errors import (
 )
 from pymongo.uri_parser import parse_uri
 
+from fhir_server.audit.chain import GENESIS, link
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.search.plan import SearchPlan, SearchResult
 from fhir_server.storage import mongo_search
@@ -94,6 +96,7 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 TXN_ATTEMPTS = 12
 KEY_RACE_ATTEMPTS = 3
+CHAIN_ATTEMPTS = 50
 METHODS = {"create": "POST", "update": "PUT", "delete": "DELETE"}
 # index terms are only for search: never ship them back on reads
 READ_PROJECTION = {"tok": 0, "ref": 0, "str": 0, "date": 0}
@@ -350,9 +353,17 @@ class MongoStore:
         raise StoreUnavailable("MongoDB: transaction kept conflicting with concurrent writes")
 
     async def _commit_ordered(self, writes: Sequence[Write]) -> list[Stored]:
+        """Without transactions: reserve every unique key of the batch first (a concurrent
+        batch that would clash fails before writing anything), then the resources, then
+        the audit-chain appends last (undoing an append would cut the chain)."""
         undo: Undo = []
+        order = sorted(range(len(writes)), key=lambda i: writes[i].chain is not None)
+        stored: dict[int, Stored] = {}
         try:
-            stored = [await self._apply(w, None, undo) for w in writes]
+            for w in writes:
+                await self._claim_keys(w, None, undo)
+            for i in order:
+                stored[i] = await self._apply(writes[i], None, undo, keys=False)
         except BaseException:
             await self._compensate(undo)
             raise
@@ -362,7 +373,7 @@ class MongoStore:
             # the resources are written and visible: report success, not a 503 that would make
             # the client retry a write that landed; the keys left over are listed in the doc
             log.exception("MongoDB: could not release unique keys no longer held")
-        return stored
+        return [stored[i] for i in range(len(writes))]
 
     async def _compensate(self, undo: Undo) -> None:
         for step in reversed(undo):
@@ -372,10 +383,15 @@ class MongoStore:
                 # the server went away mid-write: what is left is what the module doc lists
                 log.exception("MongoDB: could not undo a partial write")
 
-    async def _apply(self, w: Write, session: AsyncClientSession | None, undo: Undo) -> Stored:
+    async def _apply(
+        self, w: Write, session: AsyncClientSession | None, undo: Undo, *, keys: bool = True
+    ) -> Stored:
+        if w.chain is not None and w.resource is not None:
+            w = replace(w, resource=await self._link(w, session, undo))
         content = orjson.dumps(w.resource) if w.resource is not None else None
         await self._insert_history(w, content, session, undo)
-        await self._claim_keys(w, session, undo)
+        if keys:
+            await self._claim_keys(w, session, undo)
         await self._write_current(w, content, session, undo)
         method = METHODS[w.kind]
         return Stored(
@@ -388,6 +404,44 @@ class MongoStore:
             method,
             w.resource,
         )
+
+    async def _link(self, w: Write, session: AsyncClientSession | None, undo: Undo) -> Doc:
+        """Append to a tamper-evident chain: move the chain head by compare-and-set (two
+        appends can never claim the same predecessor), then record the member. A crash
+        between the two leaves a head without its event, which `verify-audit` reports as
+        missing: detected, never silent."""
+        assert w.chain is not None and w.resource is not None
+        heads, members = self.db["chain_head"], self.db["chain_member"]
+        for _ in range(CHAIN_ATTEMPTS):
+            head = await heads.find_one({"_id": w.chain}, session=session)
+            position, previous = (head["position"], head["hash"]) if head else (0, GENESIS)
+            linked, digest = link(w.resource, previous)
+            moved = {"_id": w.chain, "position": position + 1, "hash": digest}
+            try:
+                if head is None:
+                    await heads.insert_one(moved, session=session)
+                else:
+                    res = await heads.replace_one(
+                        {"_id": w.chain, "position": position, "hash": previous},
+                        moved,
+                        session=session,
+                    )
+                    if res.modified_count == 0:
+                        continue  # another append moved the head first
+            except DuplicateKeyError:
+                continue
+            undo.append(
+                functools.partial(
+                    heads.replace_one, moved, {**moved, "position": position, "hash": previous}
+                )
+            )
+            member = {"chain": w.chain, "position": position + 1, "rtype": w.rtype, "id": w.id}
+            await members.insert_one(member, session=session)
+            undo.append(
+                functools.partial(members.delete_one, {"chain": w.chain, "position": position + 1})
+            )
+            return linked
+        raise StoreUnavailable("MongoDB: the audit chain head kept moving; retry")
 
     async def _insert_history(
         self, w: Write, content: bytes | None, session: AsyncClientSession | None, undo: Undo
@@ -495,10 +549,72 @@ class MongoStore:
             doc = await self._keys.find_one({"key": key})
         return (doc["rtype"], doc["id"]) if doc else None
 
+    async def chain_events(
+        self, chain: str, *, after: int = 0, count: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        await self._ensure_ready()
+        out = []
+        with unavailable_as_503():
+            members = await (
+                self.db["chain_member"]
+                .find({"chain": chain, "position": {"$gt": after}})
+                .sort("position", ASCENDING)
+                .limit(count)
+                .to_list()
+            )
+            for m in members:
+                served = await self._cur(m["rtype"]).find_one({"_id": m["id"]}, {"content": 1})
+                kept = await self._hist(m["rtype"]).find_one(
+                    {"id": m["id"], "version": 1}, {"content": 1}
+                )
+                out.append((m["position"], one_copy(served, kept)))
+        return out
+
+    async def chain_head(self, chain: str) -> tuple[int, str] | None:
+        await self._ensure_ready()
+        with unavailable_as_503():
+            head = await self.db["chain_head"].find_one({"_id": chain})
+        return (head["position"], head["hash"]) if head else None
+
+    async def scan(
+        self, rtype: str, *, after: str | None = None, count: int = 500
+    ) -> tuple[list[Stored], str | None]:
+        await self._ensure_ready()
+        filt: Doc = {"deleted": False}
+        if after is not None:
+            filt["_id"] = {"$gt": after}
+        with unavailable_as_503():
+            docs = (
+                await self._cur(rtype)
+                .find(filt, READ_PROJECTION)
+                .sort("_id", ASCENDING)
+                .limit(count)
+                .to_list()
+            )
+        entries = [stored_from(rtype, d) for d in docs]
+        return entries, (docs[-1]["_id"] if len(docs) == count else None)
+
+    async def purge(self, rtype: str, id: str) -> None:
+        await self._ensure_ready()
+        with unavailable_as_503():
+            await self._cur(rtype).delete_one({"_id": id})
+            await self._hist(rtype).delete_many({"id": id})
+            await self._keys.delete_many({"rtype": rtype, "id": id})
+
     async def search(self, plan: SearchPlan) -> SearchResult:
         await self._ensure_ready()
         with unavailable_as_503():
             return await mongo_search.search(self._cur, plan)
+
+
+def one_copy(served: Doc | None, kept: Doc | None) -> bytes:
+    """A chain member as served and as kept in history: the same bytes, else a copy
+    marked as diverging so that verification fails."""
+    if served is None or kept is None or served.get("content") is None:
+        return b"null"
+    if bytes(served["content"]) != bytes(kept.get("content") or b""):
+        return orjson.dumps({**orjson.loads(bytes(served["content"])), "_diverging_copies": True})
+    return bytes(served["content"])
 
 
 def history_query(

@@ -26,10 +26,11 @@ TREATING, AUTHOR, STRANGER, EMERGENCY_DOC, SAMU = (
 
 
 @pytest.fixture
-def dmp(tmp_path: Path) -> Iterator[TestClient]:
+def dmp(tmp_path: Path, store_kind: str, store: Any) -> Iterator[TestClient]:
+    """The access rules on every store; on SQLite the store sits at its default place in
+    the data dir, so the CLI commands find it too."""
     settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir", auth="dev")
-    # the store at its default place in the data dir, so the CLI finds it too
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, None if store_kind == "sqlite" else store)) as c:
         c.app_data_dir = tmp_path  # type: ignore[attr-defined]
         yield c
 

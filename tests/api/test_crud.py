@@ -76,19 +76,40 @@ def test_vread_and_instance_history(client):
     assert [e["request"]["method"] for e in hist["entry"]] == ["PUT", "POST"]
 
 
+def _document(value: str = "urn:oid:1.2.250.1.999.9.1") -> dict:
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": value},
+        "content": [{"attachment": {"contentType": "text/plain", "url": "Binary/b"}}],
+    }
+
+
 def test_delete_is_logical(client):
-    pid = _create(client).json()["id"]
-    assert client.delete(f"/fhir/Patient/{pid}").status_code == 204
-    gone = client.get(f"/fhir/Patient/{pid}")
+    did = client.post("/fhir/DocumentReference", json=_document(), headers=FHIR_JSON).json()["id"]
+    assert client.delete(f"/fhir/DocumentReference/{did}").status_code == 204
+    gone = client.get(f"/fhir/DocumentReference/{did}")
     assert gone.status_code == 410
     assert gone.json()["issue"][0]["code"] == "deleted"
-    hist = client.get(f"/fhir/Patient/{pid}/_history").json()
+    hist = client.get(f"/fhir/DocumentReference/{did}/_history").json()
     assert [e["request"]["method"] for e in hist["entry"]] == ["DELETE", "POST"]
     assert "resource" not in hist["entry"][0]
-    assert client.get(f"/fhir/Patient/{pid}/_history/1").status_code == 200
-    # the INS is free again once its holder is deleted
-    assert _create(client).status_code == 201
-    assert client.delete("/fhir/Patient/never-was").status_code == 404
+    assert client.get(f"/fhir/DocumentReference/{did}/_history/1").status_code == 200
+    assert client.delete(f"/fhir/DocumentReference/{did}").status_code == 204  # idempotent
+    # the uniqueId is free again once its holder is deleted
+    again = client.post("/fhir/DocumentReference", json=_document(), headers=FHIR_JSON)
+    assert again.status_code == 201 and again.json()["id"] != did
+    assert client.delete("/fhir/DocumentReference/never-was").status_code == 404
+
+
+def test_records_and_consents_are_never_deleted(client):
+    # DMP: a record is closed (and destroyed ten years later), a Consent withdrawn by a new
+    # version; neither is deleted through the API
+    pid = _create(client).json()["id"]
+    assert client.delete(f"/fhir/Patient/{pid}").status_code == 405
+    assert client.get(f"/fhir/Patient/{pid}").status_code == 200
+    for rtype in ("Consent", "Binary", "List"):
+        assert client.delete(f"/fhir/{rtype}/x").status_code == 405
 
 
 def test_type_history_pages_newest_first(client):

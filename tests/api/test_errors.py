@@ -119,7 +119,10 @@ def test_missing_resource_404(client):
 
 def test_body_over_limit_413(tmp_path):
     settings = Settings(
-        data_dir=tmp_path, max_body_bytes=1000, public_base_url="http://testserver/fhir"
+        data_dir=tmp_path,
+        max_body_bytes=1000,
+        public_base_url="http://testserver/fhir",
+        auth="none",
     )
     with TestClient(create_app(settings, SqliteStore(tmp_path / "s.db"))) as client:
         big = patient(

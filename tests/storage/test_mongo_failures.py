@@ -54,7 +54,7 @@ def _assert_503(response: Any) -> None:
 
 
 def test_outage_gives_fast_503_and_service_comes_back(own_server, tmp_path):
-    settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir")
+    settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir", auth="none")
     store = MongoStore(db_uri(own_server))
     with TestClient(create_app(settings, store)) as client:
         first = _post(client, "1750175123400")
@@ -87,7 +87,7 @@ def test_outage_gives_fast_503_and_service_comes_back(own_server, tmp_path):
 def test_start_while_server_is_down_then_recover(own_server, tmp_path):
     """The app starts even if MongoDB is down; set-up (indexes) runs once it is back."""
     own_server.kill()
-    settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir")
+    settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir", auth="none")
     with TestClient(create_app(settings, MongoStore(db_uri(own_server)))) as client:
         _assert_503(client.get("/fhir/Patient/x"))
         own_server.start()
