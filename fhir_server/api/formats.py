@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 
 from fhir_server import errors
+from fhir_server.fhir.numbers import is_digits
 from fhir_server.fhir.xml import resource_to_xml, xml_to_resource
 
 JSON = "application/fhir+json"
@@ -92,7 +93,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused with 413 past the limit, also when streamed without a
     Content-Length (the count is kept while reading, never after)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_digits(declared) and (len(declared) > 18 or int(declared) > limit):
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0

@@ -14,6 +14,7 @@ from fhir_server import errors
 from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
 from fhir_server.api.responses import fhir_response, resource_headers, write_response
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
+from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
 from fhir_server.interactions import create, delete, history, patch, read, search, update
 from fhir_server.interactions.context import Context
@@ -120,14 +121,14 @@ async def type_history(request: Request, rtype: str) -> Response:
 async def _history(request: Request, rtype: str, id: str | None) -> Response:
     settings = request.app.state.ctx.settings
     q = request.query_params
-    count_raw = q.get("_count", str(settings.default_count))
-    if not count_raw.isdigit():
+    count = capped(q.get("_count", str(settings.default_count)), settings.max_count)
+    if count is None:
         raise errors.bad_request("_count must be a whole number", "_count")
     page = await history.history(
         context(request),
         rtype,
         id,
-        count=max(1, min(int(count_raw), settings.max_count)),
+        count=max(1, count),
         cursor=q.get("_cursor"),
         since=q.get("_since"),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fhir_server.errors import bad_request
+from fhir_server.fhir.numbers import capped
 
 TOKEN_PARAMS = {"identifier"}
 REF_PARAMS = {"patient", "subject"}
@@ -46,9 +47,10 @@ def parse_query(
     count, cursor = default_count, None
     for name, value in params:
         if name == "_count":
-            if not value.isdigit():
+            found = capped(value, max_count)
+            if found is None:
                 raise bad_request(f"_count must be a whole number, got {value!r}", "_count")
-            count = min(int(value), max_count)
+            count = found
         elif name == "_cursor":
             cursor = value
         elif name in RESULT_PARAMS:

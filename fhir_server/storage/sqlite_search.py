@@ -5,10 +5,19 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from fhir_server.fhir.numbers import whole_number
 from fhir_server.search.plan import SearchPlan, SearchResult
 from fhir_server.storage.port import Stored
 
 _TABLE = {"token": "token", "ref": "ref"}
+
+
+def cursor_value(cursor: str) -> int:
+    """A paging cursor (a row number) from a client; ValueError if it is not one."""
+    value = whole_number(cursor)
+    if value is None:
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return value
 
 
 def compile_plan(plan: SearchPlan) -> tuple[str, list[Any]]:
@@ -25,7 +34,7 @@ def compile_plan(plan: SearchPlan) -> tuple[str, list[Any]]:
         args.extend(clause.terms)
     if plan.cursor is not None:
         where.append("r.rid > ?")
-        args.append(int(plan.cursor))
+        args.append(cursor_value(plan.cursor))
     sql = (
         f'SELECT r.rid, r.id, r.version, r.last_updated, r.content FROM "{t}" r '
         f"WHERE {' AND '.join(where)} ORDER BY r.rid LIMIT ?"
