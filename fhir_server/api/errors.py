@@ -64,6 +64,15 @@ async def on_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_recursion(request: Request, exc: Exception) -> Response:
+    # a safety net behind the depth limits of the body parsers: input deep enough to
+    # exhaust the stack is the client's fault, and the server is unharmed
+    log.warning("recursion limit on %s %s", request.method, request.url.path)
+    return outcome_response(
+        request, 400, [Issue("too-costly", "The request is nested too deeply to process")]
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return outcome_response(request, 500, [Issue("exception", "Internal server error")])
@@ -74,4 +83,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
+    app.add_exception_handler(RecursionError, on_recursion)
     app.add_exception_handler(Exception, on_unexpected)
