@@ -46,8 +46,19 @@ def _parse_entry(i: int, raw: Any) -> Entry:
     if not isinstance(raw, dict):
         raise errors.bad_request("Each entry must be an object", _where(i))
     request = raw.get("request") or {}
+    if not isinstance(request, dict):
+        raise errors.bad_request("request must be an object", _where(i, "request"))
+    for element, holder in (
+        ("fullUrl", raw),
+        ("request.url", request),
+        ("request.ifNoneExist", request),
+        ("request.ifMatch", request),
+    ):
+        value = holder.get(element.rsplit(".", 1)[-1])
+        if value is not None and not isinstance(value, str):
+            raise errors.bad_request(f"{element} must be a string", _where(i, element))
     method = str(request.get("method", "")).upper()
-    url = str(request.get("url", "")).split("?", 1)[0].strip("/")
+    url = (request.get("url") or "").split("?", 1)[0].strip("/")
     if method not in ORDER:
         raise errors.bad_request(
             f"Unsupported request.method {method!r}", _where(i, "request.method")
