@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -107,9 +108,14 @@ async def search_post(request: Request, rtype: str) -> Response:
             415,
             [errors.Issue("not-supported", "POST _search takes application/x-www-form-urlencoded")],
         )
-    form = await request.form()
-    params = _query(request) + [(k, str(v)) for k, v in form.multi_items()]
-    return await _search(request, rtype, params)
+    # parsed here, within the body limit: Starlette's request.form() needs python-multipart,
+    # which is not a dependency (every POST _search was a 500)
+    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
+    try:
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise errors.bad_request(f"The form body cannot be read: {exc}") from None
+    return await _search(request, rtype, _query(request) + form)
 
 
 @router.get("/{rtype}/_history")
