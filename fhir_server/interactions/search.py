@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fhir_server import errors
 from fhir_server.interactions.context import Context
-from fhir_server.search.plan import SearchResult, parse_query
+from fhir_server.search.plan import SearchPlan, SearchResult, parse_query
 
 
 async def search(ctx: Context, rtype: str, params: list[tuple[str, str]]) -> SearchResult:
@@ -14,6 +14,11 @@ async def search(ctx: Context, rtype: str, params: list[tuple[str, str]]) -> Sea
         default_count=ctx.settings.default_count,
         max_count=ctx.settings.max_count,
     )
+    return await run(ctx, plan)
+
+
+async def run(ctx: Context, plan: SearchPlan) -> SearchResult:
+    """Run a plan; a cursor the store cannot read is the client's error (400)."""
     try:
         return await ctx.store.search(plan)
     except ValueError:
