@@ -28,8 +28,14 @@ def _format(request: Request) -> str:
 
 def outcome_response(request: Request, status: int, issues: list[Issue], headers=None) -> Response:
     fmt = _format(request)
+    outcome = operation_outcome(issues)
+    try:
+        body = serialise(outcome, fmt)
+    except Exception:  # never fail while reporting a failure: JSON always serialises
+        log.exception("OperationOutcome not serialisable as %s", fmt)
+        fmt, body = JSON, serialise(outcome, JSON)
     return Response(
-        serialise(operation_outcome(issues), fmt),
+        body,
         status_code=status,
         media_type=fmt + "; charset=utf-8",
         headers=headers,
