@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from fhir_server import __version__
 from fhir_server.api import errors as api_errors
+from fhir_server.api import openapi
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import fhir_response
 from fhir_server.api.rest import bundle_route, router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.ctx = Context(store, settings)
     api_errors.install(app)
+    openapi.install(app)
 
     @app.get("/health")
     async def health() -> Response:
