@@ -137,3 +137,10 @@ def test_plain_search_still_finds_the_seed(client, seeded):
     r = client.get(f"/fhir/DocumentReference?patient={pid}", headers=auth_headers())
     assert r.status_code == 200
     assert _entries(r) == [seeded["DocumentReference"][1]]
+
+
+def test_unnamed_parameter_is_a_clear_400_in_xml_too(client):
+    """Found by schemathesis: `?=x` with _format=xml made the outcome itself fail (500)."""
+    r = client.get("/fhir/Patient?_format=xml&=null", headers=auth_headers())
+    assert r.status_code == 400
+    assert "<OperationOutcome" in r.text and "Unknown search parameter" in r.text
