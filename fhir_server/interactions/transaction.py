@@ -6,6 +6,7 @@ everywhere they appear (references, attachment URLs)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +103,8 @@ def _assign_ids(entries: list[Entry]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for e in entries:
         if e.method == "POST":
-            e.id = new_id()
+            # a conditional create that matched points its local reference at the match
+            e.id = e.existing.id if e.existing is not None else new_id()
         if e.full_url and e.id and e.method in ("POST", "PUT"):
             mapping[e.full_url] = f"{e.rtype}/{e.id}"
     return mapping
@@ -126,15 +128,35 @@ def _relocate(exc: FhirError, i: int) -> FhirError:
     return FhirError(exc.status, issues, exc.headers)
 
 
+class _ConditionRace(Exception):
+    """A concurrent writer created what a conditional create of this transaction looked for
+    between the match and the commit: the transaction is run again from the start."""
+
+
+async def _match_conditions(ctx: Context, entries: list[Entry]) -> None:
+    """Resolve conditional creates before ids are assigned, so that references to a
+    matched entry's urn:uuid point at the resource that exists (not at an id never
+    created: a DocumentReference filed for a known patient was left dangling)."""
+    for e in entries:
+        if e.method == "POST" and e.if_none_exist:
+            try:
+                e.existing = await create.match_condition(ctx, e.rtype, e.if_none_exist)
+            except FhirError as exc:
+                raise _relocate(exc, e.index) from None
+            if e.existing is not None:
+                e.status = 200
+
+
 async def _prepare(ctx: Context, e: Entry) -> None:
     if e.method == "POST":
+        if e.existing is not None:
+            return
         prepared = await create.prepare_create(
             ctx, e.rtype, e.resource, if_none_exist=e.if_none_exist, id=e.id
         )
         if isinstance(prepared, Stored):
-            e.existing, e.status = prepared, 200
-        else:
-            e.write, e.status = prepared, 201
+            raise _ConditionRace()
+        e.write, e.status = prepared, 201
     elif e.method == "PUT":
         assert e.id is not None
         e.write, creates = await update.prepare_update(
@@ -180,7 +202,22 @@ def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
     return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
 
 
+RACE_RETRIES = 3
+
+
 async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            return await _run_once(ctx, copy.deepcopy(entries), base, attempt == RACE_RETRIES)
+        except _ConditionRace:
+            continue
+    raise errors.conflict("A concurrent change touched the same resources; retry")
+
+
+async def _run_once(
+    ctx: Context, entries: list[Entry], base: str, last: bool = True
+) -> dict[str, Any]:
+    await _match_conditions(ctx, entries)
     mapping = _assign_ids(entries)
     for e in entries:
         if e.resource is not None:
@@ -196,6 +233,8 @@ async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str
     try:
         stored = await ctx.store.commit(writes) if writes else []
     except UniqueViolation as exc:
+        if not last and any(e.if_none_exist and e.write is not None for e in entries):
+            raise _ConditionRace() from None  # a racing create may have won: look again
         raise create.duplicate_error(exc) from None
     except VersionConflict as exc:
         raise errors.conflict(
