@@ -55,7 +55,13 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_FHIR_LOG_LEVEL": "warning"}
+    # authentication off, as in the REST suites: this measures the store and the HTTP path
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DMP_FHIR_LOG_LEVEL": "warning",
+        "DMP_FHIR_AUTH": "none",
+    }
     env.pop("MONGODB_URI", None)
     out = open(log, "ab")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
@@ -91,12 +97,7 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes
 
 
 def auth_headers() -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
-    try:
-        from tests.helpers import auth_headers as helper
-    except ImportError:
-        return {}
-    return helper()
+    return {}  # the server runs with DMP_FHIR_AUTH=none (see start_server)
 
 
 # -- the workload ---------------------------------------------------------------------

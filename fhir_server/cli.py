@@ -1,32 +1,55 @@
-"""`dmp-fhir`: serve, and the operator commands."""
+"""`dmp-fhir`: serve, and the operator commands (token, verify-audit, housekeeping)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from fhir_server.config import Settings
+
+T = TypeVar("T")
+
+
+def _settings(args: argparse.Namespace, **names: str) -> Settings:
+    overrides = {
+        field: getattr(args, attr)
+        for field, attr in names.items()
+        if getattr(args, attr, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def _store_settings(args: argparse.Namespace) -> Settings:
+    return _settings(args, data_dir="data_dir", mongodb_uri="mongodb_uri")
+
+
+async def _with_context(settings: Settings, job: Callable[[Any], Awaitable[T]]) -> T:
+    from fhir_server.interactions.context import Context
+    from fhir_server.storage.factory import make_store
+
+    store = make_store(settings)
+    await store.open()
+    try:
+        return await job(Context(store, settings))
+    finally:
+        await store.close()
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.api.app import create_app
-    from fhir_server.config import Settings
 
-    overrides = {
-        k: v
-        for k, v in {
-            "host": args.host,
-            "port": args.port,
-            "data_dir": args.data_dir,
-            "mongodb_uri": args.mongodb_uri,
-        }.items()
-        if v is not None
-    }
-    settings = Settings(**overrides)
-    app = create_app(settings)
+    settings = _settings(
+        args, host="host", port="port", data_dir="data_dir", mongodb_uri="mongodb_uri", auth="auth"
+    )
     uvicorn.run(
-        app,
+        create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -35,15 +58,127 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from fhir_server.auth.tokens import DevIssuer
+
+    settings = _store_settings(args)
+    issuer = DevIssuer.load_or_create(settings.data_dir)
+    try:
+        token = issuer.mint_token(
+            args.role,
+            args.sub or f"{args.role}-{args.rpps or args.patient or args.organization or 'dev'}",
+            rpps=args.rpps,
+            profession=args.profession,
+            organization=args.organization,
+            patient=args.patient,
+            ttl=args.ttl,
+        )
+    except ValueError as exc:
+        print(f"dmp-fhir token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _verify_audit(args: argparse.Namespace) -> int:
+    from fhir_server.interactions.verify_audit import verify_audit
+
+    report = asyncio.run(_with_context(_store_settings(args), lambda ctx: verify_audit(ctx.store)))
+    if report.broken is None:
+        print(f"audit chain intact: {report.checked} AuditEvents, head {report.head[:16]}…")
+        return 0
+    print(
+        f"audit chain BROKEN at position {report.position} "
+        f"(AuditEvent {report.event_id or '?'}): {report.broken.reason}: {report.broken.detail}; "
+        f"{report.checked} events before it are intact"
+    )
+    return 1
+
+
+def _housekeeping(args: argparse.Namespace) -> int:
+    from fhir_server.interactions.housekeeping import housekeeping
+
+    report = asyncio.run(_with_context(_store_settings(args), housekeeping))
+    print(f"embargo notices sent: {report.notices}")
+    print(f"records destroyed after ten years: {len(report.destroyed)}")
+    for pid in report.destroyed:
+        print(f"  Patient/{pid}")
+    return 0
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
+    parser.add_argument("--mongodb-uri", help="use MongoDB instead of the embedded SQLite store")
+
+
+def _import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fhir_server.config import Settings
+    from fhir_server.importing import run
+
+    overrides = {
+        k: v
+        for k, v in {"data_dir": args.data_dir, "mongodb_uri": args.mongodb_uri}.items()
+        if v is not None
+    }
+    return asyncio.run(
+        run(
+            args.paths,
+            settings=Settings(**overrides),
+            url=args.url,
+            labels=args.security_label,
+            token=args.token or os.environ.get("DMP_FHIR_TOKEN"),
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmp-fhir", description="DMP FHIR R4 server")
     sub = parser.add_subparsers(dest="command", required=True)
+
     serve = sub.add_parser("serve", help="run the FHIR server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--data-dir", type=Path)
-    serve.add_argument("--mongodb-uri", help="use MongoDB instead of the embedded SQLite store")
+    serve.add_argument("--auth", choices=["dev", "oidc", "none"])
+    _store_options(serve)
     serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="mint a token from the local development issuer")
+    token.add_argument("--role", required=True)
+    token.add_argument("--sub")
+    token.add_argument("--rpps")
+    token.add_argument("--profession")
+    token.add_argument("--organization", help="FINESS of the establishment")
+    token.add_argument("--patient", help="Patient id a patient / legal representative acts for")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.add_argument("--data-dir", type=Path)
+    token.set_defaults(func=_token)
+
+    verify = sub.add_parser("verify-audit", help="check the tamper-evident audit chain")
+    _store_options(verify)
+    verify.set_defaults(func=_verify_audit)
+
+    house = sub.add_parser("housekeeping", help="send due notices, destroy expired records")
+    _store_options(house)
+    house.set_defaults(func=_housekeeping)
+    imp = sub.add_parser("import", help="file CDA documents (files or folders of *.xml)")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    imp.add_argument("--url", help="file into a running server at this FHIR base URL")
+    imp.add_argument(
+        "--token", help="bearer token for --url (default: $DMP_FHIR_TOKEN); see `dmp-fhir token`"
+    )
+    imp.add_argument(
+        "--security-label",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="masking code for every document: MASQUE_PS, INVISIBLE_PATIENT, "
+        "INVISIBLE_REPRESENTANTS_LEGAUX (repeatable)",
+    )
+    imp.add_argument("--data-dir", type=Path, help="store of the in-process mode")
+    imp.add_argument("--mongodb-uri", help="file into MongoDB (in-process mode)")
+    imp.set_defaults(func=_import)
     return parser
 
 

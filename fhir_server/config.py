@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,16 @@ class Settings(BaseSettings):
     default_count: int = 50
     max_count: int = 1000
     workers: int = 1
+    # "dev": local issuer, keys in data_dir (`dmp-fhir token` mints); "oidc": production
+    # issuer (Pro Santé Connect...); "none": no authentication and no DMP policy, for
+    # tests and trusted back-office use on loopback only (refused on other addresses)
+    auth: Literal["dev", "oidc", "none"] = "dev"
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks: str | None = None  # path to a JWKS file, or its https URL
+    # SQLite durability: FULL fsyncs each commit (survives power loss); NORMAL survives
+    # a process crash only
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     log_level: str = "info"
 
     @property

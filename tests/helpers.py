@@ -1,32 +1,26 @@
 """Helpers shared by the hardening suites (hostile input, fuzzing, races, crash, soak).
 
-`auth_headers()` keeps these suites working before and after access control lands: with
-no `fhir_server.auth` module it returns no header; once the module exists it asks it for
-a bearer token with full rights through the first test-token helper it offers."""
+Like the REST contract tests, these suites run the server with `auth="none"` (tests/access
+covers tokens and the DMP policy; forged-token tests live there). `auth_headers()` is the
+one place to change if they should run authenticated: with a `data_dir` and a dev-mode
+server it mints a token from that server's development issuer."""
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
+from pathlib import Path
 from typing import Any
 
-# names an auth module may give its "token for tests / dev" helper, most specific first
-_TOKEN_HELPERS = ("test_token", "dev_token", "issue_test_token", "make_token", "issue_token")
 
-
-def auth_headers() -> dict[str, str]:
-    if importlib.util.find_spec("fhir_server.auth") is None:
+def auth_headers(
+    data_dir: Path | None = None, role: str = "system", **claims: Any
+) -> dict[str, str]:
+    if data_dir is None or importlib.util.find_spec("fhir_server.auth") is None:
         return {}
-    auth = importlib.import_module("fhir_server.auth")
-    for name in _TOKEN_HELPERS:
-        helper = getattr(auth, name, None)
-        if callable(helper):
-            try:
-                token = helper()
-            except TypeError:  # needs arguments this generic helper cannot guess
-                continue
-            return {"authorization": f"Bearer {token}"}
-    return {}
+    from fhir_server.auth.tokens import DevIssuer
+
+    token = DevIssuer.load_or_create(data_dir).mint_token(role, f"{role}-hardening", **claims)
+    return {"authorization": f"Bearer {token}"}
 
 
 def is_outcome(body: Any) -> bool:

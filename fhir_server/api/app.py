@@ -10,24 +10,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fhir_server import __version__
+from fhir_server.api import documents, openapi
 from fhir_server.api import errors as api_errors
-from fhir_server.api import openapi
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import fhir_response
 from fhir_server.api.rest import bundle_route, router
+from fhir_server.api.security import build_verifier
+from fhir_server.audit.events import ServerIdentity
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
+from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
-
-
-def make_store(settings: Settings) -> Store:
-    if settings.mongodb_uri:
-        from fhir_server.storage.mongo import MongoStore  # type: ignore[import-not-found]
-
-        return MongoStore(settings.mongodb_uri, settings.mongodb_db)
-    from fhir_server.storage.sqlite import SqliteStore
-
-    return SqliteStore(settings.sqlite_path)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -49,7 +42,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.ctx = Context(store, settings)
+    app.state.ctx = Context(store, settings, server=ServerIdentity(base_url=settings.base_url()))
+    app.state.verifier = build_verifier(settings)
     api_errors.install(app)
     openapi.install(app)
 
@@ -71,5 +65,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app.add_api_route("/fhir", bundle_route, methods=["POST"])
     app.add_api_route("/fhir/", bundle_route, methods=["POST"])
+    app.include_router(documents.router, prefix="/fhir")  # before the generic /{type}/{id}
     app.include_router(router, prefix="/fhir")
     return app

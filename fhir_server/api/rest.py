@@ -14,10 +14,21 @@ from starlette.responses import Response
 from fhir_server import errors
 from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
 from fhir_server.api.responses import fhir_response, resource_headers, write_response
+from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
-from fhir_server.interactions import create, delete, history, patch, read, search, update
+from fhir_server.interactions import (
+    create,
+    delete,
+    history,
+    patch,
+    provide_document,
+    read,
+    record,
+    search,
+    update,
+)
 from fhir_server.interactions.context import Context
 from fhir_server.storage.port import Stored
 
@@ -25,8 +36,19 @@ router = APIRouter()
 
 
 def context(request: Request) -> Context:
+    """A fresh interaction context for this request: who asks (verified token), how
+    (access mode), from where."""
     app_ctx: Context = request.app.state.ctx
-    return Context(app_ctx.store, app_ctx.settings, app_ctx.clock)
+    actor, access = authenticate(request)
+    return Context(
+        app_ctx.store,
+        app_ctx.settings,
+        app_ctx.clock,
+        actor=actor,
+        access=access,
+        client=request.client.host if request.client else None,
+        server=app_ctx.server,
+    )
 
 
 def base_url(request: Request) -> str:
@@ -80,6 +102,9 @@ def _query(request: Request) -> list[tuple[str, str]]:
 async def create_route(request: Request, rtype: str) -> Response:
     resource_type(rtype, "create")
     body = await _resource_body(request, rtype)
+    if rtype == "DocumentReference" and provide_document.has_attachment_data(body):
+        out = await provide_document.simplified_publish(context(request), body)  # ITI-105
+        return write_response(request, out.stored, out.status, base_url(request), out.message)
     out = await create.create(
         context(request), rtype, body, if_none_exist=request.headers.get("if-none-exist")
     )
@@ -209,6 +234,18 @@ async def delete_route(request: Request, rtype: str, id: str) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/Patient/{id}/$close")
+async def close_record(request: Request, id: str) -> Response:
+    out = await record.set_closed(context(request), id, close=True)
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.post("/Patient/{id}/$reopen")
+async def reopen_record(request: Request, id: str) -> Response:
+    out = await record.set_closed(context(request), id, close=False)
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
 @router.get("/{rtype}/{id}/_history")
 async def instance_history(request: Request, rtype: str, id: str) -> Response:
     resource_type(rtype, "history-instance")
@@ -235,6 +272,9 @@ async def bundle_route(request: Request) -> Response:
     limit = request.app.state.ctx.settings.max_body_bytes
     body = parse_body(await read_body(request, limit), body_format(request))
     btype, entries = transaction.parse_bundle(body)
+    if btype == "transaction" and provide_document.is_provide_bundle(entries):
+        result = await provide_document.provide_bundle(context(request), body, base_url(request))
+        return fhir_response(request, result)  # ITI-65
     run = transaction.transaction if btype == "transaction" else transaction.batch
     result = await run(context(request), entries, base_url(request))
     return fhir_response(request, result)

@@ -30,8 +30,11 @@ def _frozen_extensions(resource: dict[str, Any], mutable_urls: frozenset[str]) -
 
 
 def check_metadata_change(rtype: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Refuse (405) a change outside the mutable elements; 422 for a forbidden status."""
-    elements, urls = MUTABLE.get(rtype, (frozenset({"meta"}), frozenset()))
+    """Refuse (405) a change outside the mutable elements; 422 for a forbidden status.
+    Types without a row (Patient, Consent...) may change freely."""
+    if rtype not in MUTABLE:
+        return
+    elements, urls = MUTABLE[rtype]
     changed = sorted(
         key
         for key in set(before) | set(after)

@@ -1,29 +1,51 @@
 """Keys that at most one live resource may hold, enforced by the database (unique index):
-one Patient per INS, one DocumentReference per CDA uniqueId (masterIdentifier)."""
+one Patient per INS, one DocumentReference per CDA uniqueId (masterIdentifier), one MHD
+SubmissionSet per uniqueId."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fhir_server.fhir.ins import INS_SYSTEMS
+from fhir_server.fhir.mhd import is_submission_set, submission_set_unique_ids
 
 
 def _patient_keys(resource: dict[str, Any]) -> list[str]:
     return [
-        f"Patient.ins|{ident['system']}|{ident.get('value')}"
+        ins_key(ident["system"], ident.get("value"))
         for ident in resource.get("identifier") or []
         if isinstance(ident, dict) and ident.get("system") in INS_SYSTEMS
     ]
+
+
+def ins_key(system: str, value: str | None) -> str:
+    """The key of the one Patient that may hold this INS."""
+    return f"Patient.ins|{system}|{value}"
+
+
+def document_key(identifier: dict[str, Any]) -> str:
+    """The key of the one DocumentReference that may hold this masterIdentifier (uniqueId)."""
+    return f"DocumentReference.uniqueId|{identifier.get('system', '')}|{identifier['value']}"
 
 
 def _document_keys(resource: dict[str, Any]) -> list[str]:
     master = resource.get("masterIdentifier") or {}
     if not master.get("value"):
         return []
-    return [f"DocumentReference.uniqueId|{master.get('system', '')}|{master['value']}"]
+    return [document_key(master)]
 
 
-_KEYS = {"Patient": _patient_keys, "DocumentReference": _document_keys}
+def submission_set_key(identifier: dict[str, Any]) -> str:
+    return f"List.submissionSet|{identifier.get('system', '')}|{identifier['value']}"
+
+
+def _list_keys(resource: dict[str, Any]) -> list[str]:
+    if not is_submission_set(resource):
+        return []
+    return [submission_set_key(i) for i in submission_set_unique_ids(resource)]
+
+
+_KEYS = {"Patient": _patient_keys, "DocumentReference": _document_keys, "List": _list_keys}
 
 
 def unique_keys(rtype: str, resource: dict[str, Any] | None) -> tuple[str, ...]:

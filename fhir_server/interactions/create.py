@@ -7,9 +7,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server import errors
+from fhir_server.fhir.server_fields import on_create
 from fhir_server.fhir.uniqueness import condition_key
 from fhir_server.fhir.validation import validate_resource
-from fhir_server.interactions import search
+from fhir_server.interactions import guard, search
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.versioning import make_write, new_id
@@ -38,6 +39,14 @@ async def match_condition(ctx: Context, rtype: str, query: str) -> Stored | None
     return result.entries[0] if result.entries else None
 
 
+async def existing_for(ctx: Context, stored: Stored) -> Stored:
+    """Answering with an existing resource discloses it: the actor must be able to read it."""
+    await guard.authorize_read(
+        ctx, stored.rtype, stored.id, stored.resource, "read", f"{stored.rtype}/{stored.id}"
+    )
+    return stored
+
+
 async def prepare_create(
     ctx: Context,
     rtype: str,
@@ -45,18 +54,31 @@ async def prepare_create(
     *,
     if_none_exist: str | None = None,
     id: str | None = None,
-) -> Write | Stored:
-    """The Write that creates the resource, or the existing match of If-None-Exist."""
+    transaction: str | None = None,
+) -> list[Write] | Stored:
+    """The Writes that create the resource (first) with its audit and notifications, or
+    the existing match of If-None-Exist."""
     validate_resource(rtype, resource)
     extra: tuple[str, ...] = ()
     if if_none_exist:
         found = await match_condition(ctx, rtype, if_none_exist)
         if found is not None:
-            return found
+            return await existing_for(ctx, found)
         extra = (condition_key(rtype, if_none_exist),)
-    return make_write(
-        "create", rtype, id or new_id(), resource, current=None, now=ctx.now_iso(), extra_keys=extra
+    now = ctx.now_iso()
+    write = make_write(
+        "create",
+        rtype,
+        id or new_id(),
+        on_create(rtype, resource, now),
+        current=None,
+        now=now,
+        extra_keys=extra,
     )
+    audit = await guard.authorize_write(
+        ctx, "create", rtype, None, write.resource, f"{rtype}/{write.id}", transaction
+    )
+    return [write, *audit]
 
 
 def is_idempotent(exc: UniqueViolation, write: Write) -> bool:
@@ -80,9 +102,10 @@ async def create(
     if isinstance(prepared, Stored):
         return WriteOutcome(200, prepared, "An existing resource matches If-None-Exist")
     try:
-        [stored] = await ctx.store.commit([prepared])
+        stored = await ctx.store.commit(prepared)
     except UniqueViolation as exc:
-        if is_idempotent(exc, prepared):
-            return WriteOutcome(200, await existing(ctx, exc.rtype, exc.id), "Already exists")
+        if is_idempotent(exc, prepared[0]):
+            found = await existing(ctx, exc.rtype, exc.id)
+            return WriteOutcome(200, await existing_for(ctx, found), "Already exists")
         raise duplicate_error(exc) from None
-    return WriteOutcome(201, stored)
+    return WriteOutcome(201, stored[0])

@@ -10,7 +10,7 @@ from fhir_server import errors
 from fhir_server.fhir.jsonpatch import apply_patch
 from fhir_server.fhir.metadata_rules import check_metadata_change
 from fhir_server.fhir.validation import check_id, validate_resource
-from fhir_server.interactions import search
+from fhir_server.interactions import guard, search
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.update import check_expected, parse_etag
@@ -52,8 +52,11 @@ async def patch(
         after = patched(current, operations)
         validate_resource(rtype, after, url_id=id)
         write = make_write("update", rtype, id, after, current=current, now=ctx.now_iso())
+        audit = await guard.authorize_write(
+            ctx, "patch", rtype, current.resource, write.resource, f"{rtype}/{id}"
+        )
         try:
-            [stored] = await ctx.store.commit([write])
+            stored, *_ = await ctx.store.commit([write, *audit])
         except VersionConflict:
             if expected is not None:
                 raise errors.precondition_failed(f"{rtype}/{id} changed since {if_match}") from None

@@ -1,8 +1,12 @@
-"""search-type: parse the query into a plan (pure), run it in the store."""
+"""search-type: the guard scopes it to one record and gives the visibility filter; the
+plan (pure) carries the filter into the store query; results are checked once more."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from fhir_server import errors
+from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
 from fhir_server.search.plan import SearchPlan, SearchResult, parse_query
 
@@ -14,7 +18,15 @@ async def search(ctx: Context, rtype: str, params: list[tuple[str, str]]) -> Sea
         default_count=ctx.settings.default_count,
         max_count=ctx.settings.max_count,
     )
-    return await run(ctx, plan)
+    scope = await guard.authorize_search(ctx, rtype, params)
+    if scope.visibility is not None and hasattr(plan, "visibility"):
+        plan = dataclasses.replace(plan, visibility=scope.visibility)
+    result = await run(ctx, plan)
+    result.entries = await guard.visible_results(ctx, rtype, scope, result.entries)
+    if getattr(result, "included", None):
+        result.included = await guard.visible_results(ctx, rtype, scope, result.included)
+    await guard.commit_search(ctx, scope, rtype, params)
+    return result
 
 
 async def run(ctx: Context, plan: SearchPlan) -> SearchResult:

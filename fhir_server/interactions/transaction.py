@@ -7,8 +7,8 @@ everywhere they appear (references, attachment URLs)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from fhir_server import errors
 from fhir_server.errors import FhirError, Issue, operation_outcome
@@ -35,6 +35,8 @@ class Entry:
     if_match: str | None
     # outcome
     write: Write | None = None
+    # the audit and notifications that go with `write`, in the same commit
+    extra: list[Write] = field(default_factory=list)
     existing: Stored | None = None
     status: int = 200
 
@@ -110,7 +112,7 @@ def _assign_ids(entries: list[Entry]) -> dict[str, str]:
     return mapping
 
 
-def _relocate(exc: FhirError, i: int) -> FhirError:
+def relocate(exc: FhirError, i: int) -> FhirError:
     """Point an entry's error at its place in the Bundle."""
     issues = [
         Issue(
@@ -128,9 +130,15 @@ def _relocate(exc: FhirError, i: int) -> FhirError:
     return FhirError(exc.status, issues, exc.headers)
 
 
-class _ConditionRace(Exception):
+class ConditionRace(FhirError):
     """A concurrent writer created what a conditional create of this transaction looked for
-    between the match and the commit: the transaction is run again from the start."""
+    between the match and the commit. `transaction` runs again from the start; a caller
+    that does not retry answers this 409."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409, [Issue("conflict", "A concurrent filing created the same resource; retry")]
+        )
 
 
 async def _match_conditions(ctx: Context, entries: list[Entry]) -> None:
@@ -142,7 +150,7 @@ async def _match_conditions(ctx: Context, entries: list[Entry]) -> None:
             try:
                 e.existing = await create.match_condition(ctx, e.rtype, e.if_none_exist)
             except FhirError as exc:
-                raise _relocate(exc, e.index) from None
+                raise relocate(exc, e.index) from None
             if e.existing is not None:
                 e.status = 200
 
@@ -155,17 +163,20 @@ async def _prepare(ctx: Context, e: Entry) -> None:
             ctx, e.rtype, e.resource, if_none_exist=e.if_none_exist, id=e.id
         )
         if isinstance(prepared, Stored):
-            raise _ConditionRace()
-        e.write, e.status = prepared, 201
+            raise ConditionRace()
+        (e.write, *e.extra), e.status = prepared, 201
     elif e.method == "PUT":
         assert e.id is not None
-        e.write, creates = await update.prepare_update(
+        (e.write, *e.extra), creates = await update.prepare_update(
             ctx, e.rtype, e.id, e.resource, if_match=e.if_match
         )
         e.status = 201 if creates else 200
     elif e.method == "DELETE":
         assert e.id is not None
-        e.write, e.status = await delete.prepare_delete(ctx, e.rtype, e.id), 204
+        deletion = await delete.prepare_delete(ctx, e.rtype, e.id)
+        if deletion is not None:
+            e.write, *e.extra = deletion
+        e.status = 204
     else:
         assert e.id is not None
         e.existing = await read.read(ctx, e.rtype, e.id)
@@ -202,23 +213,26 @@ def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
     return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
 
 
-RACE_RETRIES = 3
+class TransactionHook(Protocol):
+    """Extra rules of a specialised transaction (MHD ITI-65), kept out of the generic code."""
+
+    async def before(self, ctx: Context, entries: list[Entry]) -> dict[str, str]:
+        """Check and amend entries before ids are assigned; return fullUrl -> Type/id of
+        entries resolved to resources the server already holds (turned into reads)."""
+        ...
+
+    async def after(self, ctx: Context, entries: list[Entry]) -> list[Write]:
+        """Extra writes for the same commit, once every entry has its Write."""
+        ...
 
 
-async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
-    for attempt in range(1, RACE_RETRIES + 1):
-        try:
-            return await _run_once(ctx, copy.deepcopy(entries), base, attempt == RACE_RETRIES)
-        except _ConditionRace:
-            continue
-    raise errors.conflict("A concurrent change touched the same resources; retry")
-
-
-async def _run_once(
-    ctx: Context, entries: list[Entry], base: str, last: bool = True
-) -> dict[str, Any]:
+async def prepare_transaction(
+    ctx: Context, entries: list[Entry], hook: TransactionHook | None = None
+) -> list[Write]:
+    """Every Write of the transaction, in entry order, then the hook's extra writes."""
+    resolved = await hook.before(ctx, entries) if hook else {}
     await _match_conditions(ctx, entries)
-    mapping = _assign_ids(entries)
+    mapping = {**_assign_ids(entries), **resolved}
     for e in entries:
         if e.resource is not None:
             e.resource = _rewrite(e.resource, mapping)
@@ -228,27 +242,61 @@ async def _run_once(
         try:
             await _prepare(ctx, e)
         except FhirError as exc:
-            raise _relocate(exc, e.index) from None
-    writes = [e.write for e in entries if e.write is not None]
+            raise relocate(exc, e.index) from None
+    writes = [w for e in entries if e.write is not None for w in (e.write, *e.extra)]
+    if hook:
+        writes.extend(await hook.after(ctx, entries))
+    return writes
+
+
+async def commit_entries(
+    ctx: Context, entries: list[Entry], writes: list[Write]
+) -> dict[int, Stored]:
+    """One atomic commit; entry index -> what it wrote or read. Store errors propagate."""
+    stored = await ctx.store.commit(writes) if writes else []
+    by_write = {id(w): s for w, s in zip(writes, stored, strict=True)}
+    results = {}
+    for e in entries:
+        found = by_write.get(id(e.write)) if e.write is not None else e.existing
+        if found is not None:
+            results[e.index] = found
+    return results
+
+
+def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [_response_entry(base, e, results.get(e.index)) for e in entries],
+    }
+
+
+RACE_RETRIES = 3
+
+
+async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            return await _run_once(ctx, copy.deepcopy(entries), base, attempt == RACE_RETRIES)
+        except ConditionRace:
+            if attempt == RACE_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _run_once(ctx: Context, entries: list[Entry], base: str, last: bool) -> dict[str, Any]:
+    writes = await prepare_transaction(ctx, entries)
     try:
-        stored = await ctx.store.commit(writes) if writes else []
+        results = await commit_entries(ctx, entries, writes)
     except UniqueViolation as exc:
         if not last and any(e.if_none_exist and e.write is not None for e in entries):
-            raise _ConditionRace() from None  # a racing create may have won: look again
+            raise ConditionRace() from None  # a racing create may have won: look again
         raise create.duplicate_error(exc) from None
     except VersionConflict as exc:
         raise errors.conflict(
             f"{exc.rtype}/{exc.id} changed during the transaction; retry"
         ) from None
-    by_write = {id(w): s for w, s in zip(writes, stored, strict=True)}
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction-response",
-        "entry": [
-            _response_entry(base, e, by_write.get(id(e.write)) if e.write else e.existing)
-            for e in entries
-        ],
-    }
+    return response_bundle(base, entries, results)
 
 
 async def batch(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server import errors
+from fhir_server.fhir.metadata_rules import check_metadata_change
 from fhir_server.fhir.numbers import whole_number
+from fhir_server.fhir.server_fields import on_create, on_update
 from fhir_server.fhir.validation import check_id, validate_resource
+from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
@@ -38,24 +41,47 @@ def check_expected(rtype: str, id: str, expected: int | None, current: Stored | 
 
 
 async def prepare_update(
-    ctx: Context, rtype: str, id: str, resource: Any, *, if_match: str | None = None
-) -> tuple[Write, bool]:
-    """The Write for this update and whether it creates the resource."""
+    ctx: Context,
+    rtype: str,
+    id: str,
+    resource: Any,
+    *,
+    if_match: str | None = None,
+    transaction: str | None = None,
+) -> tuple[list[Write], bool]:
+    """The Writes for this update (the resource first, then its audit) and whether it
+    creates the resource."""
     check_id(id)
     validate_resource(rtype, resource, url_id=id, require_id=True)
     current = await ctx.store.read(rtype, id)
     check_expected(rtype, id, parse_etag(if_match) if if_match else None, current)
-    write = make_write("update", rtype, id, resource, current=current, now=ctx.now_iso())
-    return write, current is None or current.deleted
+    creates = current is None or current.deleted
+    before = None if creates or current is None else current.resource
+    now = ctx.now_iso()
+    after = on_create(rtype, resource, now) if creates else on_update(rtype, before, resource)
+    if before is not None:
+        # after filing only metadata may change (PDSm Flux 03), by PUT as by PATCH
+        check_metadata_change(rtype, before, _comparable(after, before))
+    write = make_write("update", rtype, id, after, current=current, now=now)
+    interaction = "create" if creates else "update"
+    audit = await guard.authorize_write(
+        ctx, interaction, rtype, before, write.resource, f"{rtype}/{id}", transaction
+    )
+    return [write, *audit], creates
+
+
+def _comparable(after: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    """`after` with the server-kept meta of `before`, so only client changes compare."""
+    return {**after, "meta": (before or {}).get("meta", after.get("meta"))}
 
 
 async def update(
     ctx: Context, rtype: str, id: str, resource: Any, *, if_match: str | None = None
 ) -> WriteOutcome:
     for _ in range(RETRIES):
-        write, creates = await prepare_update(ctx, rtype, id, resource, if_match=if_match)
+        writes, creates = await prepare_update(ctx, rtype, id, resource, if_match=if_match)
         try:
-            [stored] = await ctx.store.commit([write])
+            stored, *_ = await ctx.store.commit(writes)
         except VersionConflict:
             if if_match:
                 raise errors.precondition_failed(f"{rtype}/{id} changed since {if_match}") from None

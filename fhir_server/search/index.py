@@ -24,13 +24,9 @@ def _token_values(system: str | None, code: str | None) -> list[str]:
 
 
 def _patient_id(rtype: str, resource: dict[str, Any]) -> str | None:
-    if rtype == "Patient":
-        return resource.get("id")
-    path = PATIENT_PATHS.get(rtype)
-    ref = (resource.get(path) or {}).get("reference", "") if path else ""
-    if isinstance(ref, str) and ref.startswith("Patient/"):
-        return ref.split("/", 1)[1]
-    return None
+    from fhir_server.fhir.compartment import patient_of
+
+    return patient_of(rtype, resource)
 
 
 def extract_terms(rtype: str, resource: dict[str, Any]) -> IndexTerms:

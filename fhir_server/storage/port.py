@@ -49,6 +49,9 @@ class Write:
     update-as-create); the store raises VersionConflict when it does not hold.
     unique_keys: strings that no other live resource may hold (INS, CDA uniqueId,
     conditional-create condition); the store raises UniqueViolation naming the holder.
+    chain: name of a tamper-evident chain to append the resource to (AuditEvents): inside
+    the atomic step the store reads the chain head, calls `audit.chain.link(resource,
+    head)` and moves the head, so appends are serialised by the database.
     """
 
     kind: WriteKind
@@ -60,6 +63,7 @@ class Write:
     expected_version: int | None = None
     index: IndexTerms = EMPTY_TERMS
     unique_keys: tuple[str, ...] = ()
+    chain: str | None = None
 
 
 @dataclass
@@ -144,4 +148,25 @@ class Store(Protocol):
 
     async def search(self, plan: Any) -> Any:
         """Run a compiled search plan (see `search.plan`)."""
+        ...
+
+    async def chain_events(
+        self, chain: str, *, after: int = 0, count: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        """Members of a chain in append order as (position, JSON bytes), from `after`."""
+        ...
+
+    async def chain_head(self, chain: str) -> tuple[int, str] | None:
+        """(position, hash) of the last member of a chain."""
+        ...
+
+    async def scan(
+        self, rtype: str, *, after: str | None = None, count: int = 500
+    ) -> tuple[list[Stored], str | None]:
+        """Every live resource of a type, in batches (operator tasks: housekeeping)."""
+        ...
+
+    async def purge(self, rtype: str, id: str) -> None:
+        """Destroy a resource: current row, history, index terms and keys (record
+        destruction after the retention period; nothing else may remove history)."""
         ...

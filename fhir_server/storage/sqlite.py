@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from fhir_server.audit.chain import GENESIS, link
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.storage import sqlite_search
 from fhir_server.storage.port import (
@@ -31,6 +32,25 @@ from fhir_server.storage.port import (
 )
 
 T = TypeVar("T")
+
+
+def _one_copy(served: Any, kept: Any) -> bytes:
+    """A chain member as served (current row) and as kept (first history row): they must
+    be the same bytes; when not, a copy marked as diverging, so verification fails."""
+    if served is None or kept is None:
+        return b"null"
+    if served[0] != kept[0]:
+        return orjson.dumps({**orjson.loads(served[0]), "_diverging_copies": True})
+    return served[0]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller went away (cancelled request)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def table_ddl(rtype: str) -> list[str]:
@@ -78,6 +98,12 @@ COMMON_DDL = [
     """CREATE TABLE IF NOT EXISTS unique_keys (
         key TEXT PRIMARY KEY, rtype TEXT NOT NULL, id TEXT NOT NULL) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS unique_keys_holder ON unique_keys(rtype, id)",
+    # tamper-evident chains (audit): head per chain, members in append order
+    """CREATE TABLE IF NOT EXISTS chain_head (
+        name TEXT PRIMARY KEY, position INTEGER NOT NULL, hash TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS chain_member (
+        name TEXT NOT NULL, position INTEGER NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL,
+        PRIMARY KEY (name, position))""",
 ]
 
 INDEX_TABLES = ("token", "ref", "string", "date")
@@ -93,6 +119,7 @@ class SqliteStore:
         self._writer: sqlite3.Connection | None = None
         self._all_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._pending: list[tuple[Sequence[Write], asyncio.Future[list[Stored]], Any]] = []
 
     # -- connections -------------------------------------------------------------------
 
@@ -165,17 +192,52 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
-        return await self._run_write(lambda conn: self._commit(conn, writes))
+        """Group commit: batches queued while the writer is busy share one transaction
+        (one fsync), each inside its own savepoint so one batch's failure touches no other;
+        every caller is answered only once the transaction holding its batch is durable."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Stored]] = loop.create_future()
+        with self._lock:
+            self._pending.append((writes, future, loop))
+        loop.run_in_executor(self._writer_exec, self._drain)
+        return await future
 
-    def _commit(self, conn: sqlite3.Connection, writes: Sequence[Write]) -> list[Stored]:
-        conn.execute("BEGIN IMMEDIATE")
+    def _drain(self) -> None:
+        with self._lock:
+            group, self._pending = self._pending, []
+        if not group:
+            return
+        outcomes: list[tuple[list[Stored] | None, BaseException | None]] = []
+        try:
+            conn = self._writer
+            assert conn is not None, "store not open"
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for writes, _, _ in group:
+                    outcomes.append(self._apply_batch(conn, writes))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except BaseException as exc:  # the group as a whole did not commit
+            failure = StoreUnavailable(f"SQLite: {exc}") if isinstance(exc, sqlite3.Error) else exc
+            outcomes = [(None, failure)] * len(group)
+        for (_, future, loop), (stored, error) in zip(group, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, stored, error)
+
+    def _apply_batch(
+        self, conn: sqlite3.Connection, writes: Sequence[Write]
+    ) -> tuple[list[Stored] | None, BaseException | None]:
+        conn.execute("SAVEPOINT batch")
         try:
             stored = [self._apply(conn, w) for w in writes]
-            conn.execute("COMMIT")
-            return stored
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        except (VersionConflict, UniqueViolation, ValueError) as exc:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            return None, exc
+        conn.execute("RELEASE batch")
+        return stored, None
 
     def _apply(self, conn: sqlite3.Connection, w: Write) -> Stored:
         t = w.rtype
@@ -186,7 +248,10 @@ class SqliteStore:
                 raise VersionConflict(t, w.id, None, actual)
         elif actual != w.expected_version:
             raise VersionConflict(t, w.id, w.expected_version, actual)
-        content = orjson.dumps(w.resource) if w.resource is not None else None
+        resource = w.resource
+        if w.chain is not None and resource is not None:
+            resource = self._link(conn, w.chain, t, w.id, resource)
+        content = orjson.dumps(resource) if resource is not None else None
         deleted = w.kind == "delete"
         patient = None if deleted else w.index.patient
         if row is None:
@@ -213,7 +278,27 @@ class SqliteStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (w.id, w.version, w.last_updated, int(deleted), method, content),
         )
-        return Stored(t, w.id, w.version, w.last_updated, deleted, content, method, w.resource)
+        return Stored(t, w.id, w.version, w.last_updated, deleted, content, method, resource)
+
+    @staticmethod
+    def _link(
+        conn: sqlite3.Connection, chain: str, rtype: str, id: str, resource: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = conn.execute(
+            "SELECT position, hash FROM chain_head WHERE name = ?", (chain,)
+        ).fetchone()
+        position, previous = row if row else (0, GENESIS)
+        linked, digest = link(resource, previous)
+        conn.execute(
+            "INSERT INTO chain_head (name, position, hash) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET position = excluded.position, hash = excluded.hash",
+            (chain, position + 1, digest),
+        )
+        conn.execute(
+            "INSERT INTO chain_member (name, position, rtype, id) VALUES (?, ?, ?, ?)",
+            (chain, position + 1, rtype, id),
+        )
+        return linked
 
     def _write_keys(self, conn: sqlite3.Connection, w: Write) -> None:
         conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (w.rtype, w.id))
@@ -325,6 +410,70 @@ class SqliteStore:
             return (row[0], row[1]) if row else None
 
         return await self._run_read(q)
+
+    async def chain_events(
+        self, chain: str, *, after: int = 0, count: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        def q(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
+            members = conn.execute(
+                "SELECT position, rtype, id FROM chain_member WHERE name = ? AND position > ? "
+                "ORDER BY position LIMIT ?",
+                (chain, after, count),
+            ).fetchall()
+            out = []
+            for position, rtype, id in members:
+                served = conn.execute(
+                    f'SELECT content FROM "{rtype}" WHERE id = ?', (id,)
+                ).fetchone()
+                kept = conn.execute(
+                    f'SELECT content FROM "{rtype}_history" WHERE id = ? ORDER BY version LIMIT 1',
+                    (id,),
+                ).fetchone()
+                out.append((position, _one_copy(served, kept)))
+            return out
+
+        return await self._run_read(q)
+
+    async def chain_head(self, chain: str) -> tuple[int, str] | None:
+        def q(conn: sqlite3.Connection) -> tuple[int, str] | None:
+            row = conn.execute(
+                "SELECT position, hash FROM chain_head WHERE name = ?", (chain,)
+            ).fetchone()
+            return (row[0], row[1]) if row else None
+
+        return await self._run_read(q)
+
+    async def scan(
+        self, rtype: str, *, after: str | None = None, count: int = 500
+    ) -> tuple[list[Stored], str | None]:
+        def q(conn: sqlite3.Connection) -> tuple[list[Stored], str | None]:
+            rows = conn.execute(
+                f'SELECT rid, id, version, last_updated, content FROM "{rtype}" '
+                "WHERE deleted = 0 AND rid > ? ORDER BY rid LIMIT ?",
+                (int(after or 0), count),
+            ).fetchall()
+            entries = [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows]
+            return entries, (str(rows[-1][0]) if len(rows) == count else None)
+
+        return await self._run_read(q)
+
+    async def purge(self, rtype: str, id: str) -> None:
+        def go(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(f'SELECT rid FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
+                if row:
+                    for kind in INDEX_TABLES:
+                        conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
+                conn.execute(f'DELETE FROM "{rtype}" WHERE id = ?', (id,))
+                conn.execute(f'DELETE FROM "{rtype}_history" WHERE id = ?', (id,))
+                conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (rtype, id))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run_write(go)
 
     async def search(self, plan: Any) -> Any:
         return await self._run_read(lambda conn: sqlite_search.execute(conn, plan))

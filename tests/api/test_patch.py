@@ -67,15 +67,21 @@ def test_archive_flag_and_status(client):
     ops = [
         {
             "op": "add",
-            "path": "/extension",
-            "value": [{"url": IS_ARCHIVED_URL, "valueBoolean": True}],
+            "path": "/extension/-",
+            "value": {"url": IS_ARCHIVED_URL, "valueBoolean": True},
         },
         {"op": "replace", "path": "/status", "value": "superseded"},
     ]
     r = client.patch(f"/fhir/DocumentReference/{did}", json=ops, headers=PATCH)
     assert r.status_code == 200
     assert r.json()["status"] == "superseded"
-    assert r.json()["extension"][0]["valueBoolean"] is True
+    archived = [e for e in r.json()["extension"] if e["url"] == IS_ARCHIVED_URL]
+    assert archived == [{"url": IS_ARCHIVED_URL, "valueBoolean": True}]
+    # the filing instant is the server's: a patch cannot drop or change it
+    wipe = [{"op": "replace", "path": "/extension", "value": []}]
+    assert (
+        client.patch(f"/fhir/DocumentReference/{did}", json=wipe, headers=PATCH).status_code == 405
+    )
 
 
 def test_other_changes_refused_and_nothing_changes(client):

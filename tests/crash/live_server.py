@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, data_dir: Path, log: Path, port: int | None = None):
+    def __init__(self, data_dir: Path, log: Path, port: int | None = None, auth: str = "none"):
+        self.auth = auth
         self.data_dir = data_dir
         self.log = log
         self.port = port or free_port()
@@ -33,7 +34,12 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_FHIR_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DMP_FHIR_LOG_LEVEL": "warning",
+            "DMP_FHIR_AUTH": self.auth,
+        }
         env.pop("MONGODB_URI", None)
         env.pop("DMP_FHIR_MONGODB_URI", None)
         with open(self.log, "ab") as out:

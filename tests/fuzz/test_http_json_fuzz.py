@@ -106,7 +106,7 @@ def app_client(store_kind: str) -> Iterator[TestClient]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
         app = create_app(
-            Settings(data_dir=path, public_base_url="http://testserver/fhir"),
+            Settings(data_dir=path, public_base_url="http://testserver/fhir", auth="none"),
             STORE_FACTORIES[store_kind](path),
         )
         with TestClient(app, raise_server_exceptions=False) as client:

@@ -27,7 +27,12 @@ EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 _tmp = tempfile.TemporaryDirectory(prefix="dmp-schemathesis-")
 _dir = Path(_tmp.name)
 app = create_app(
-    Settings(data_dir=_dir, public_base_url="http://testserver/fhir", max_body_bytes=1 << 20),
+    Settings(
+        data_dir=_dir,
+        public_base_url="http://testserver/fhir",
+        max_body_bytes=1 << 20,
+        auth="none",
+    ),
     SqliteStore(_dir / "store.sqlite3"),
 )
 

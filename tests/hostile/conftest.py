@@ -18,7 +18,10 @@ BODY_LIMIT = 256 * 1024
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path, public_base_url="http://testserver/fhir", max_body_bytes=BODY_LIMIT
+        data_dir=tmp_path,
+        public_base_url="http://testserver/fhir",
+        max_body_bytes=BODY_LIMIT,
+        auth="none",
     )
 
 

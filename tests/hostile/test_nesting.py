@@ -23,7 +23,10 @@ DEPTH = 100_000
 def settings(tmp_path: Path) -> Settings:
     # room for 100 000 levels, so the depth check (not the size limit) is what refuses
     return Settings(
-        data_dir=tmp_path, public_base_url="http://testserver/fhir", max_body_bytes=4 << 20
+        data_dir=tmp_path,
+        public_base_url="http://testserver/fhir",
+        max_body_bytes=4 << 20,
+        auth="none",
     )
 
 

@@ -1,0 +1,280 @@
+"""CDA ingestion throughput, each figure beside a floor measured in the same run.
+
+    /work/venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 8] [--no-peer]
+
+Document: the ANS CR-BIO TSH example (../shared/fixtures), its ClinicalDocument/id varied
+so that every document is new.
+
+- floor: what any filing must do at least: safe lxml parse + SHA-1 + one raw SQLite insert
+  of the bytes, committed per document with the server's durability (WAL, synchronous=FULL)
+- mapping: `map_cda` in process (parse, header, validation, PDSm mapping), no storage
+- http: `POST /fhir/DocumentReference/$import-cda` into the embedded store, the server
+  (`dmp-fhir serve`, one process) in a subprocess on a free loopback port with a temporary
+  data dir, driven by `wrk` with a Lua script that varies the document id per request
+- peer: python-fhir-converter (PyPI) converting the same CDA, in its own virtualenv
+  (benchmarks/.venv-peer, created on first run: it pins lxml 5.3)
+
+Writes nothing outside temporary directories, except the peer's virtualenv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lxml import etree
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fhir_server.cda.mapping import map_cda  # noqa: E402
+
+NAME = "BIO-CR-BIO_2024.01_TSH_1.xml"
+DOC_ID = b'<id root="1.2.250.1.213.1.1.1.55.2024.9.1'  # ClinicalDocument/id, first <id>
+PEER_VENV = Path(__file__).resolve().parent / ".venv-peer"
+console = Console()
+
+
+def find_example() -> Path:
+    for base in (REPO.parent, REPO.parent.parent):
+        path = base / "shared/fixtures/cda/ansforge-examples" / NAME
+        if path.is_file():
+            return path
+    sys.exit(f"{NAME} not found beside the checkout (../shared/fixtures/cda/ansforge-examples)")
+
+
+def variant(data: bytes, n: int | str) -> bytes:
+    """The same document under another id (an OID one arc longer)."""
+    return data.replace(DOC_ID, DOC_ID + f".{n}".encode(), 1)
+
+
+def rate(fn: Callable[[bytes], object], docs: list[bytes]) -> float:
+    start = time.perf_counter()
+    for doc in docs:
+        fn(doc)
+    return len(docs) / (time.perf_counter() - start)
+
+
+# -- floor ----------------------------------------------------------------------------------
+
+
+def floor_rate(docs: list[bytes], tmp: Path) -> float:
+    conn = sqlite3.connect(tmp / "floor.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE docs (sha1 TEXT PRIMARY KEY, body BLOB)")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+    def file(doc: bytes) -> None:
+        etree.fromstring(doc, parser)
+        digest = hashlib.sha1(doc).hexdigest()
+        conn.execute("INSERT INTO docs VALUES (?, ?)", (digest, doc))  # autocommit: one txn
+
+    try:
+        return rate(file, docs)
+    finally:
+        conn.close()
+
+
+def mapping_rate(docs: list[bytes]) -> float:
+    return rate(lambda d: map_cda(d, binary_id="b", patient_id="p"), docs)
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+LUA = r"""
+local f = io.open(os.getenv("BENCH_BODY"), "rb")
+local body = f:read("*a")
+f:close()
+local _, stop = string.find(body, os.getenv("BENCH_MARKER"), 1, true)
+local prefix, suffix = string.sub(body, 1, stop), string.sub(body, stop + 1)
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+local counter = 0
+local tag = os.getenv("BENCH_TAG")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/hl7-cda+xml"
+wrk.headers["Prefer"] = "return=minimal"
+function request()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, prefix .. tag .. "." .. tid .. "." .. counter .. suffix)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(tmp: Path) -> Iterator[str]:
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DMP_FHIR_LOG_LEVEL": "warning"}
+    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--data-dir", str(tmp / "server")], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base + "/fhir"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def wrk(base: str, body: Path, seconds: int, connections: int, tag: str) -> tuple[float, int]:
+    """Requests per second and the number of answers that were not 2xx."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    script = body.with_suffix(".lua")
+    script.write_text(LUA)
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_MARKER": DOC_ID.decode(), "BENCH_TAG": tag}
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            base + "/DocumentReference/$import-cda",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, int(bad.group(1)) if bad else 0
+
+
+def http_rate(data: bytes, tmp: Path, seconds: int, connections: int) -> tuple[float, int]:
+    body = tmp / "body.xml"
+    body.write_bytes(data)
+    with server(tmp) as base:
+        wrk(base, body, 2, connections, ".1")  # warm-up: imports, caches, first pages
+        return wrk(base, body, seconds, connections, ".2")
+
+
+# -- peer -----------------------------------------------------------------------------------
+
+PEER_SCRIPT = r"""
+import json, sys, time
+from fhir_converter.renderers import CcdaRenderer
+renderer = CcdaRenderer()
+data = open(sys.argv[1], encoding="utf-8").read()
+out = json.loads(renderer.render_fhir_string("CCD", data))  # warm-up, and what it makes
+kinds = sorted({e["resource"]["resourceType"] for e in out.get("entry", [])})
+patient = next((e["resource"] for e in out["entry"] if e["resource"]["resourceType"] == "Patient"), {})
+ins = any("1.2.250.1.213.1.4.10" in json.dumps(i) for i in patient.get("identifier", []))
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < float(sys.argv[2]):
+    renderer.render_fhir_string("CCD", data)
+    n += 1
+print(json.dumps({"rate": n / (time.perf_counter() - start), "kinds": kinds, "ins": ins}))
+"""
+
+
+def peer_rate(example: Path, seconds: float) -> tuple[float | None, str]:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        console.print("creating benchmarks/.venv-peer with python-fhir-converter ...")
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "python-fhir-converter"],
+            check=True,
+            capture_output=True,
+        )
+    run = subprocess.run(
+        [str(python), "-c", PEER_SCRIPT, str(example), str(seconds)],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"cannot convert the French CDA: {last}"
+    import json
+
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    note = (
+        f"generic C-CDA CCD template: makes {', '.join(result['kinds'])}; "
+        f"INS {'kept' if result['ins'] else 'not recognised'}; no PDSm metadata "
+        "(category, format, masking), no storage"
+    )
+    return result["rate"], note
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("--seconds", type=int, default=10, help="wrk duration")
+    args.add_argument("--connections", type=int, default=8)
+    args.add_argument("--docs", type=int, default=400, help="documents for in-process rates")
+    args.add_argument("--no-peer", action="store_true")
+    opts = args.parse_args()
+
+    example = find_example()
+    data = example.read_bytes()
+    docs = [variant(data, i) for i in range(opts.docs)]
+    with tempfile.TemporaryDirectory(prefix="dmp-bench-") as name:
+        tmp = Path(name)
+        floor = max(
+            floor_rate(docs, tmp / f"f{i}") if (tmp / f"f{i}").mkdir() is None else 0
+            for i in range(2)
+        )
+        mapping = max(mapping_rate(docs) for _ in range(2))
+        http, bad = http_rate(data, tmp, opts.seconds, opts.connections)
+    peer, note = (None, "skipped (--no-peer)") if opts.no_peer else peer_rate(example, 5)
+
+    table = Table(title=f"CDA ingestion, {NAME} ({len(data) // 1024} KiB), {os.cpu_count()} CPUs")
+    for col in ("measure", "docs/s", "vs floor", "notes"):
+        table.add_column(col, justify="right" if col in ("docs/s", "vs floor") else "left")
+    table.add_row(
+        "floor", f"{floor:,.0f}", "1.00", "lxml parse + SHA-1 + 1 SQLite insert (WAL, FULL)"
+    )
+    table.add_row("mapping only", f"{mapping:,.0f}", f"{mapping / floor:.2f}", "map_cda in process")
+    target = "meets" if http >= 300 and http / floor >= 0.6 else "BELOW"
+    table.add_row(
+        "HTTP $import-cda",
+        f"{http:,.0f}",
+        f"{http / floor:.2f}",
+        f"wrk -t2 -c{opts.connections} {opts.seconds}s; {bad} non-2xx; target >=300 & >=0.60: {target}",
+    )
+    if peer is None:
+        table.add_row("peer", "-", "-", note)
+    else:
+        table.add_row("peer python-fhir-converter", f"{peer:,.0f}", f"{peer / floor:.2f}", note)
+        table.caption = f"HTTP ingest / peer conversion = {http / peer:.1f}x"
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

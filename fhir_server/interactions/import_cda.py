@@ -1,0 +1,158 @@
+"""$import-cda: file one raw CDA document as Patient (if new) + Binary + DocumentReference,
+superseding the document it replaces, in ONE atomic commit.
+
+`prepare_import` does the lookups and returns the writes; `import_cda` commits them. The
+seam between the two is where another write (an AuditEvent) joins the same commit.
+Duplicates are answered with the filed document (DMP: the same uniqueId is stored once),
+also when two filings race: the database's unique keys decide, never a read-then-write.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_server import errors
+from fhir_server.cda.mapping import CDA_CONTENT_TYPE, CdaMapping, map_cda
+from fhir_server.fhir import mhd
+from fhir_server.fhir.server_fields import on_create
+from fhir_server.fhir.uniqueness import ins_key
+from fhir_server.interactions import guard, replacement
+from fhir_server.interactions.context import Context
+from fhir_server.interactions.create import duplicate_error, existing, existing_for
+from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.versioning import make_write, new_id
+from fhir_server.policy import Action
+from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
+
+CDA_MEDIA_TYPES = mhd.CDA_MEDIA_TYPES
+DOCUMENT_KEY = "DocumentReference.uniqueId|"
+PATIENT_KEY = "Patient.ins|"
+# a race can cost one retry (patient created meanwhile, replaced document changed meanwhile)
+ATTEMPTS = 3
+
+
+@dataclass
+class PreparedImport:
+    """What filing a mapped CDA needs written, or the document already filed."""
+
+    writes: list[Write]
+    document: Write | None = None
+    existing: Stored | None = None
+
+
+def binary_resource(data: bytes, document_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Binary",
+        "contentType": CDA_CONTENT_TYPE,
+        # reading the bytes is governed by the DocumentReference's access rules
+        "securityContext": {"reference": f"DocumentReference/{document_id}"},
+        "data": base64.b64encode(data).decode("ascii"),
+    }
+
+
+def map_for_import(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> CdaMapping:
+    """Pure mapping, with the server-assigned Binary and Patient ids (a new Patient's id is
+    only used when no Patient holds the INS yet)."""
+    return map_cda(
+        data,
+        security_labels=labels,
+        binary_id=new_id(),
+        patient_id=new_id(),
+        max_bytes=ctx.settings.max_body_bytes,
+    )
+
+
+async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> PreparedImport:
+    doc_ref = mapping.document_reference
+    found = await replacement.filed(ctx, doc_ref["masterIdentifier"])
+    if found is not None:
+        return PreparedImport([], existing=found)
+    now = ctx.now_iso()
+    writes: list[Write] = []
+    holder = await ctx.store.holder_of(ins_key(*mapping.ins))
+    if holder is not None:
+        doc_ref = {**doc_ref, "subject": {"reference": f"Patient/{holder[1]}"}}
+    else:
+        patient_id = mapping.patient["id"]
+        patient = make_write(
+            "create", "Patient", patient_id, mapping.patient, current=None, now=now
+        )
+        writes += [patient, *await guard.authorize_new_record(ctx, patient.resource or {})]
+    parents = await replacement.replaced_documents(ctx, doc_ref)
+    doc_ref = replacement.link_replaced(doc_ref, parents)
+    # No fhir.resources validation here: the mapper's output is tested to validate, and
+    # model validation would be most of the cost of filing a document.
+    doc_id = new_id()
+    binary_id = doc_ref["content"][0]["attachment"]["url"].split("/", 1)[1]
+    writes.append(
+        make_write(
+            "create", "Binary", binary_id, binary_resource(data, doc_id), current=None, now=now
+        )
+    )
+    document = make_write(
+        "create",
+        "DocumentReference",
+        doc_id,
+        on_create("DocumentReference", doc_ref, now),
+        current=None,
+        now=now,
+    )
+    ref = f"DocumentReference/{doc_id}"
+    writes += [
+        document,
+        *await guard.authorize_write(
+            ctx, "create", "DocumentReference", None, document.resource, ref
+        ),
+    ]
+    for parent in parents:
+        superseded = replacement.supersede(parent, now)
+        writes += [
+            superseded,
+            *await guard.authorize_write(
+                ctx,
+                "update",
+                "DocumentReference",
+                parent.resource,
+                superseded.resource,
+                f"DocumentReference/{parent.id}",
+                action=Action.UPDATE,
+            ),
+        ]
+    return PreparedImport(writes, document=document)
+
+
+async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> WriteOutcome:
+    """File a CDA: 201 with the new DocumentReference, or 200 with the one already filed."""
+    mapping = map_for_import(ctx, data, labels)
+    for _ in range(ATTEMPTS):
+        prepared = await prepare_import(ctx, mapping, data)
+        if prepared.existing is not None:
+            return WriteOutcome(200, await existing_for(ctx, prepared.existing), "Already filed")
+        writes = prepared.writes  # seam: append the AuditEvent write here, same commit
+        try:
+            stored = await ctx.store.commit(writes)
+        except UniqueViolation as exc:
+            if exc.key.startswith(DOCUMENT_KEY):  # a concurrent filing of the same document won
+                found = await existing(ctx, exc.rtype, exc.id)
+                return WriteOutcome(200, await existing_for(ctx, found), "Already filed")
+            if exc.key.startswith(PATIENT_KEY):  # a concurrent filing created the Patient
+                ctx.extras.pop("records", None)
+                continue
+            raise duplicate_error(exc) from None
+        except VersionConflict:  # the replaced document changed meanwhile: look again
+            continue
+        assert prepared.document is not None
+        return WriteOutcome(201, _stored(stored, prepared.document))
+    raise errors.conflict("The document is being filed concurrently; retry")
+
+
+def _stored(stored: list[Stored], write: Write) -> Stored:
+    return next(s for s in stored if s.rtype == write.rtype and s.id == write.id)
+
+
+def security_labels(values: Sequence[str]) -> list[str]:
+    """Repeated `security-label` query parameters, each possibly comma-separated."""
+    return [code.strip() for value in values for code in value.split(",") if code.strip()]

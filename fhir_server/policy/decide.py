@@ -1,0 +1,445 @@
+"""The DMP access decision: `decide()` and the search `visibility_filter()`.
+
+Evaluation order (first rule that speaks wins). Rules 1-6 refuse the actor the whole
+record whatever the document. Then, when a document is given, "hidden" (404, rule 11) is
+checked before every other refusal: an actor who may read the record but not this document
+gets exactly the answer an unknown id gets, whatever they try to do with it (a patient
+deleting an embargoed document gets 404, not "patients cannot delete"). Rules 7-10 and
+12-13 follow.
+
+| # | rule id | outcome | source |
+|---|---|---|---|
+| 1 | forbidden-role | 403 | L.1111-18 |
+| 2 | access-mode-role | 403 | centre_15 = SAMU only; bris_de_glace = practitioner (**decision**) |
+| 3 | justification-required | 403 | bris_de_glace needs a justification |
+| 4 | not-own-record | 403 | a patient / legal representative acts for their `patient` claim only |
+| 5 | minor-no-access | 403 | "a minor has no access of their own" |
+| 6 | consent-block | 403 | Consent rule 3: a block beats everything, break-glass included |
+| (11) | hidden (below) | 404 | checked here when a document is given |
+| 7 | emergency-read-only | 403 | emergency modes read only ("may write: no") |
+| 8 | no-record / record-closed | 404 / 403 | Consent rule 1, Closing |
+| 9 | emergency-opposed / no-authorisation / not-allowed | 403 | L.1111-17, R.1111-41, CAPABILITIES |
+| 10 | no-habilitation | 403 | profession without a habilitation row |
+| 11 | masked-for-professionals / invisible-to-patient / invisible-to-legal-representatives / class-not-habilitated | 404 hidden | Visibility |
+| 12 | not-allowed (document qualities: author...) | 403 | CAPABILITIES |
+| 13 | filing-scope / label-not-settable | 403 | FILING_SCOPES, LABELS_AT_FILING |
+| - | the granting quality (holder, treating-physician, ...) | 200 | |
+
+How the HTTP layer calls it:
+
+1. `access = access_context_from_headers(request.headers, actor)` once per request.
+2. For an action on one document: load it (internally), build `PatientFacts` from its
+   subject and `DocumentFacts` from it, then `decide(..., document=facts)`; answer
+   `decision.status` (404 for hidden: the same body as for an unknown id). For `file`, the
+   document is the one being filed; for a replacement call `update` with the replaced
+   document and `file` with the new one. Calling without `document` evaluates rules 1-10
+   only (useful before an expensive load); the final call must include it.
+3. For a DocumentReference search: `decide(..., Action.SEARCH)`; if denied answer 403;
+   else pass `visibility_filter(...)` to the store query.
+4. Audit every decision (permit or deny) with `decision.rule` as the outcome description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir_server.auth.actor import (
+    ACCESS_MODE_ROLES,
+    ESTABLISHMENT_ROLES,
+    FINESS_SYSTEM,
+    PROFESSIONAL_ROLES,
+    ROLES,
+    AccessContext,
+    AccessMode,
+    Actor,
+    Role,
+)
+from fhir_server.policy.consents import (
+    PURPOSE_BY_MODE,
+    ConsentFacts,
+    Provision,
+    actor_ids,
+    parse_consents,
+)
+from fhir_server.policy.model import (
+    DOCUMENT_ACTIONS,
+    FILING_ACTIONS,
+    INVISIBLE_PATIENT,
+    INVISIBLE_REPRESENTANTS_LEGAUX,
+    MASQUE_PS,
+    VISIBILITY_CODES,
+    WRITE_ACTIONS,
+    Action,
+    Decision,
+    DocumentFacts,
+    PatientFacts,
+    RecordStatus,
+)
+from fhir_server.policy.tables import (
+    CAPABILITIES,
+    DOCUMENT_QUALITY_ROLES,
+    FILING_SCOPES,
+    HABILITATIONS,
+    LABELS_AT_FILING,
+    QUALITY_PRIORITY,
+    READ_STANDINGS,
+    Quality,
+)
+from fhir_server.policy.visibility import LabelRule, VisibilityFilter, embargo_cutoff
+
+Q = Quality
+_NO_RECORD = frozenset({RecordStatus.ABSENT, RecordStatus.OPPOSED})
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    actor: Actor
+    access: AccessContext
+    action: Action
+    patient: PatientFacts
+    consents: ConsentFacts
+    now: datetime
+    purpose: str
+    authorisation: Provision | None
+    qualities: frozenset[Quality]
+
+    @property
+    def professional(self) -> bool:
+        return self.actor.role in PROFESSIONAL_ROLES
+
+    @property
+    def bound(self) -> bool:
+        return self.actor.patient is not None and self.actor.patient == self.patient.id
+
+
+def _qualities(
+    actor: Actor, access: AccessContext, patient: PatientFacts, consents: ConsentFacts, auth
+) -> frozenset[Quality]:
+    bound = actor.patient is not None and actor.patient == patient.id
+    professional = actor.role in PROFESSIONAL_ROLES
+    emergency_ok = (
+        access.emergency
+        and actor.role in ACCESS_MODE_ROLES[access.mode]
+        and consents.emergency_opposition(PURPOSE_BY_MODE[access.mode]) is None
+    )
+    held = {
+        Q.HOLDER: actor.role == Role.PATIENT and bound,
+        Q.LEGAL_REP: actor.role == Role.LEGAL_REPRESENTATIVE and bound,
+        Q.TREATING: professional and actor.rpps is not None and actor.rpps == patient.treating_rpps,
+        Q.AUTHORISED: professional and auth is not None,
+        Q.EMERGENCY: professional and emergency_ok,
+        Q.PROFESSIONAL: professional,
+        Q.ESTABLISHMENT: actor.role in ESTABLISHMENT_ROLES,
+        Q.ASSURANCE_MALADIE: actor.role == Role.ASSURANCE_MALADIE,
+        Q.AUDITOR: actor.role == Role.AUDITOR,
+    }
+    return frozenset(q for q, yes in held.items() if yes)
+
+
+def _document_qualities(ctx: _Ctx, doc: DocumentFacts) -> frozenset[Quality]:
+    actor = ctx.actor
+    held = {
+        Q.AUTHOR: ctx.professional and actor.rpps in doc.author_rpps,
+        Q.SAME_ORGANIZATION: actor.role in ESTABLISHMENT_ROLES
+        and actor.organization is not None
+        and actor.organization == doc.custodian_finess,
+        Q.OWN_DEPOSIT: bool(ctx.qualities & {Q.HOLDER, Q.LEGAL_REP}) and doc.filed_by_patient,
+    }
+    return frozenset(q for q, yes in held.items() if yes)
+
+
+def _potential(ctx: _Ctx) -> frozenset[Quality]:
+    """Document qualities this actor could hold on some document of the record."""
+    return frozenset(q for q, roles in DOCUMENT_QUALITY_ROLES.items() if ctx.actor.role in roles)
+
+
+# ----------------------------------------------------------------- record-level rules
+
+
+def _forbidden_role(ctx: _Ctx) -> Decision | None:
+    if ctx.actor.role not in ROLES:
+        return Decision.deny("forbidden-role", f"role {ctx.actor.role!r} may not access the DMP")
+    return None
+
+
+def _mode_role(ctx: _Ctx) -> Decision | None:
+    if ctx.actor.role not in ACCESS_MODE_ROLES[ctx.access.mode]:
+        return Decision.deny(
+            "access-mode-role",
+            f"access mode {ctx.access.mode.value} is not available to role {ctx.actor.role}",
+        )
+    return None
+
+
+def _justification(ctx: _Ctx) -> Decision | None:
+    if ctx.access.mode is AccessMode.BRIS_DE_GLACE and not ctx.access.justification:
+        return Decision.deny("justification-required", "bris_de_glace requires a justification")
+    return None
+
+
+def _binding(ctx: _Ctx) -> Decision | None:
+    if ctx.actor.role in (Role.PATIENT, Role.LEGAL_REPRESENTATIVE) and not ctx.bound:
+        return Decision.deny("not-own-record", "this token acts for another patient")
+    return None
+
+
+def _minor(ctx: _Ctx) -> Decision | None:
+    if ctx.actor.role == Role.PATIENT and ctx.patient.minor:
+        return Decision.deny(
+            "minor-no-access", "a minor has no access of their own: the legal representative acts"
+        )
+    return None
+
+
+def _block(ctx: _Ctx) -> Decision | None:
+    block = ctx.consents.block(actor_ids(ctx.actor), ctx.purpose)
+    if block is None:
+        return None
+    who = "establishment" if any(s == FINESS_SYSTEM for s, _ in block.actors) else "professional"
+    return Decision.deny(
+        "consent-block", f"the patient has blocked this {who} (Consent {block.consent_id})"
+    )
+
+
+def _emergency_read_only(ctx: _Ctx) -> Decision | None:
+    if ctx.access.emergency and ctx.action in WRITE_ACTIONS:
+        return Decision.deny(
+            "emergency-read-only",
+            f"{ctx.access.mode.value} access is read-only; write in normal mode",
+        )
+    return None
+
+
+def _record_state(ctx: _Ctx) -> Decision | None:
+    record, action = ctx.patient.record, ctx.action
+    keeper = bool(ctx.qualities & {Q.HOLDER, Q.LEGAL_REP})
+    if record is RecordStatus.OPPOSED and action is Action.CREATE_RECORD:
+        return Decision.deny("record-opposed", "the holder opposed the creation of a DMP")
+    if record is RecordStatus.ABSENT and action is Action.CREATE_RECORD:
+        return None
+    if record in _NO_RECORD and action in WRITE_ACTIONS and action is not Action.WRITE_CONSENT:
+        # Creation and opposition are expressed by Consent, so that one stays possible.
+        return Decision.not_found("no-record", f"this patient has no DMP (record {record})")
+    if record is RecordStatus.CLOSED and action in FILING_ACTIONS:
+        return Decision.deny("record-closed", "the record is closed: nothing can be filed")
+    if record is RecordStatus.CLOSED and action in WRITE_ACTIONS and not keeper:
+        return Decision.deny(
+            "record-closed", "the record is closed: read-only for everyone but the holder"
+        )
+    return None
+
+
+def _explain_refusal(ctx: _Ctx) -> Decision:
+    if ctx.action in (Action.READ, Action.SEARCH) and ctx.professional:
+        purpose = ctx.purpose
+        if ctx.access.emergency and ctx.consents.emergency_opposition(purpose) is not None:
+            return Decision.deny(
+                "emergency-opposed",
+                f"the patient has refused {ctx.access.mode.value} access (L.1111-17)",
+            )
+        return Decision.deny(
+            "no-authorisation",
+            "the patient has not authorised this professional or establishment (R.1111-41)",
+        )
+    return Decision.deny(
+        "not-allowed", f"{ctx.action.value} is not allowed to a {ctx.actor.role} on this record"
+    )
+
+
+def _capability(ctx: _Ctx) -> Decision | None:
+    if CAPABILITIES[ctx.action] & (ctx.qualities | _potential(ctx)):
+        return None
+    return _explain_refusal(ctx)
+
+
+def _habilitation(ctx: _Ctx) -> Decision | None:
+    if ctx.action not in (Action.READ, Action.SEARCH):
+        return None
+    if ctx.qualities & {Q.HOLDER, Q.LEGAL_REP}:
+        return None
+    if ctx.professional and ctx.actor.profession not in HABILITATIONS:
+        return Decision.deny(
+            "no-habilitation",
+            f"profession {ctx.actor.profession} has no DMP habilitation",
+        )
+    return None
+
+
+# Refusals of the actor as such, whatever the document: checked before visibility.
+ACTOR_RULES = (
+    _forbidden_role,
+    _mode_role,
+    _justification,
+    _binding,
+    _minor,
+    _block,
+)
+RECORD_RULES = (
+    _emergency_read_only,
+    _record_state,
+    _capability,
+    _habilitation,
+)
+
+# --------------------------------------------------------------- document-level rules
+
+
+def _filter_for(ctx: _Ctx) -> VisibilityFilter:
+    """Visibility of the record's documents for an actor who passed the record rules."""
+    pid, q = ctx.patient.id, ctx.qualities
+    if not q & READ_STANDINGS:
+        return VisibilityFilter(pid, match_nothing=True)
+    if q & {Q.HOLDER, Q.LEGAL_REP}:
+        embargo = LabelRule(INVISIBLE_PATIENT, only_if_filed_after=embargo_cutoff(ctx.now))
+        extra = (LabelRule(INVISIBLE_REPRESENTANTS_LEGAUX),) if Q.LEGAL_REP in q else ()
+        return VisibilityFilter(pid, exclude=(embargo, *extra))
+    classes = HABILITATIONS.get(ctx.actor.profession, frozenset())
+    if Q.TREATING in q:
+        return VisibilityFilter(pid, allowed_classes=classes)
+    # Authorised, care team or emergency: MASQUE_PS stays hidden, also in emergency modes
+    # (dmp-rules.md decision), except from the document's own author.
+    return VisibilityFilter(
+        pid,
+        allowed_classes=classes,
+        exclude=(LabelRule(MASQUE_PS, unless_author_rpps=ctx.actor.rpps),),
+    )
+
+
+def _visibility(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
+    if ctx.action not in DOCUMENT_ACTIONS or not ctx.qualities & READ_STANDINGS:
+        return None
+    rule = _filter_for(ctx).hiding_rule(doc)
+    if rule is None:
+        return None
+    return Decision.hide(rule, "no such document")  # same words as an unknown id
+
+
+def _document_capability(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
+    if CAPABILITIES[ctx.action] & (ctx.qualities | _document_qualities(ctx, doc)):
+        return None
+    if ctx.action is Action.DELETE:
+        return Decision.deny("not-allowed", "only the document's author may delete it")
+    return _explain_refusal(ctx)
+
+
+def _filing_scope(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
+    if ctx.action is not Action.FILE:
+        return None
+    scope = FILING_SCOPES.get(ctx.actor.role)
+    if scope is None or not scope.admits(doc):
+        return Decision.deny(
+            "filing-scope",
+            f"a {ctx.actor.role} may not file a document of class {doc.class_code}"
+            f" / type {doc.type_code}",
+        )
+    for label in sorted(doc.labels & VISIBILITY_CODES):
+        if ctx.actor.role not in LABELS_AT_FILING[label]:
+            return Decision.deny(
+                "label-not-settable", f"a {ctx.actor.role} may not file a document as {label}"
+            )
+    return None
+
+
+DOCUMENT_RULES = (_document_capability, _filing_scope)
+
+
+def _granted(ctx: _Ctx, doc: DocumentFacts | None) -> Decision:
+    held = ctx.qualities | (_document_qualities(ctx, doc) if doc is not None else frozenset())
+    allowed = CAPABILITIES[ctx.action] & held
+    quality = next((q for q in QUALITY_PRIORITY if q in allowed), None)
+    if quality is None:  # record-level pass on a document quality not yet confirmed
+        return Decision.allow("record-level", "record-level rules pass; check the document")
+    rule = quality.value
+    if quality is Q.AUTHORISED and ctx.authorisation is not None:
+        care_team = any(s == FINESS_SYSTEM for s, _ in ctx.authorisation.actors)
+        rule = "care-team" if care_team else "authorised-professional"
+    if quality is Q.EMERGENCY:
+        rule = f"emergency-{ctx.access.mode.value}"
+    return Decision.allow(rule, f"{ctx.action.value} permitted as {rule}")
+
+
+# ----------------------------------------------------------------------- entry points
+
+
+def _context(
+    actor: Actor,
+    access: AccessContext,
+    action: Action,
+    patient: PatientFacts,
+    consents: Iterable[Mapping[str, Any]] | ConsentFacts,
+    now: datetime,
+) -> _Ctx:
+    facts = (
+        consents
+        if isinstance(consents, ConsentFacts)
+        else parse_consents(consents, patient.id, now)
+    )
+    purpose = PURPOSE_BY_MODE[access.mode]
+    auth = (
+        facts.authorisation(actor_ids(actor), purpose) if actor.role in PROFESSIONAL_ROLES else None
+    )
+    qualities = _qualities(actor, access, patient, facts, auth)
+    return _Ctx(actor, access, action, patient, facts, now, purpose, auth, qualities)
+
+
+def decide(
+    actor: Actor,
+    access: AccessContext,
+    action: Action,
+    patient: PatientFacts,
+    consents: Iterable[Mapping[str, Any]] | ConsentFacts,
+    now: datetime,
+    document: DocumentFacts | None = None,
+) -> Decision:
+    """The DMP access decision. `consents`: the patient's Consent resources (dicts; any
+    status, inactive ones are ignored) or an already parsed `ConsentFacts`. `now` must be
+    timezone-aware."""
+    ctx = _context(actor, access, action, patient, consents, now)
+    for rule in ACTOR_RULES:
+        if (decision := rule(ctx)) is not None:
+            return decision
+    if document is not None and (decision := _visibility(ctx, document)) is not None:
+        return decision
+    for rule in RECORD_RULES:
+        if (decision := rule(ctx)) is not None:
+            return decision
+    if document is not None:
+        for doc_rule in DOCUMENT_RULES:
+            if (decision := doc_rule(ctx, document)) is not None:
+                return decision
+    return _granted(ctx, document)
+
+
+def visibility_filter(
+    actor: Actor,
+    access: AccessContext,
+    patient: PatientFacts,
+    consents: Iterable[Mapping[str, Any]] | ConsentFacts,
+    now: datetime,
+) -> VisibilityFilter:
+    """The DocumentReference search filter for this actor on this record; `match_nothing`
+    when a search is not permitted at all (the caller should have answered 403 already)."""
+    ctx = _context(actor, access, Action.SEARCH, patient, consents, now)
+    if any(rule(ctx) is not None for rule in ACTOR_RULES + RECORD_RULES):
+        return VisibilityFilter(patient.id, match_nothing=True)
+    return _filter_for(ctx)
+
+
+def label_actions(before: Iterable[str], after: Iterable[str]) -> list[Action]:
+    """The policy actions a securityLabel change amounts to (PATCH of DocumentReference):
+    each must be permitted for the patch to apply."""
+    old, new = set(before) & VISIBILITY_CODES, set(after) & VISIBILITY_CODES
+    table = {
+        (MASQUE_PS, True): Action.MASK,
+        (MASQUE_PS, False): Action.UNMASK,
+        (INVISIBLE_PATIENT, True): Action.SET_INVISIBLE_PATIENT,
+        (INVISIBLE_PATIENT, False): Action.LIFT_INVISIBLE_PATIENT,
+        (INVISIBLE_REPRESENTANTS_LEGAUX, True): Action.SET_INVISIBLE_LEGAL_REP,
+        (INVISIBLE_REPRESENTANTS_LEGAUX, False): Action.LIFT_INVISIBLE_LEGAL_REP,
+    }
+    added = [table[(c, True)] for c in sorted(new - old)]
+    removed = [table[(c, False)] for c in sorted(old - new)]
+    return added + removed

@@ -1,0 +1,89 @@
+"""Shared by the filing tests: which documents to file and what each must map to."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cda.test_ansforge_examples import EXAMPLES, EXPECTED, FILES
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
+INS = ("urn:oid:1.2.250.1.213.1.4.10", "279035121518989")
+CDA = {"content-type": "application/hl7-cda+xml", "accept": "application/fhir+json"}
+FHIR_JSON = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
+
+# project fixtures: type, class (ASS_X04), format (ASS_A11)
+PROJECT = {
+    "ldl-ses.xml": ("11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017"),
+    "cr-bio-n3.xml": ("11502-2", "10", "urn:ihe:lab:xd-lab:2008"),
+    "cr-bio-n1-pdf.xml": ("11502-2", "10", "urn:ihe:iti:xds-sd:pdf:2008"),
+    "vsm.xml": ("SYNTH", "11", "urn:asip:ci-sis:vsm:2012"),
+}
+HOSTILE = [
+    "broken-billion-laughs.xml",
+    "broken-xxe-passwd.xml",
+    "broken-not-well-formed.xml",
+    "broken-not-cda.xml",
+    "broken-ins-wrong-key.xml",
+    "broken-missing-id-author-custodian.xml",
+    "broken-type-not-in-j07.xml",
+]
+
+
+def _documents() -> list[Any]:
+    project = [pytest.param(FIXTURES / n, e, id=n) for n, e in PROJECT.items()]
+    ans = [pytest.param(p, EXPECTED[p.name], id=f"ans-{p.name}") for p in FILES]
+    if not ans:
+        reason = f"ANS example documents not found in {EXAMPLES}"
+        ans = [pytest.param(None, None, id="ans-examples", marks=pytest.mark.skip(reason=reason))]
+    return project + ans
+
+
+DOCUMENTS = _documents()
+
+
+def sha1_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def counts(client: Any) -> dict[str, int]:
+    """How many live resources of each filed type the server holds."""
+    out = {}
+    for rtype in ("Patient", "Binary", "DocumentReference", "List"):
+        r = client.get(f"/fhir/{rtype}", params={"_count": 1000}, headers=FHIR_JSON)
+        assert r.status_code == 200, r.text
+        out[rtype] = len(r.json().get("entry") or [])
+    return out
+
+
+def file_cda(client: Any, data: bytes, *labels: str, ctype: str = "application/hl7-cda+xml"):
+    params = [("security-label", label) for label in labels]
+    headers = {**CDA, "content-type": ctype}
+    return client.post(
+        "/fhir/DocumentReference/$import-cda", content=data, params=params, headers=headers
+    )
+
+
+def check_filed(client: Any, ref: dict[str, Any], data: bytes, expected: tuple[str, ...]) -> None:
+    """Category, type, format, patient (INS -> one Patient), hash, size, bytes via ITI-68."""
+    type_code, class_code, format_code = expected
+    assert ref["type"]["coding"][0]["code"] == type_code
+    assert ref["category"][0]["coding"][0]["code"] == class_code
+    assert ref["content"][0]["format"]["code"] == format_code
+    attachment = ref["content"][0]["attachment"]
+    assert attachment["size"] == len(data)
+    assert attachment["hash"] == sha1_b64(data)
+    subject = ref["subject"]["reference"]
+    patients = client.get("/fhir/Patient", headers=FHIR_JSON).json()["entry"]
+    assert len(patients) == 1
+    patient = patients[0]["resource"]
+    assert subject == f"Patient/{patient['id']}"
+    assert {(i["system"], i["value"]) for i in patient["identifier"]} >= {INS}
+    raw = client.get(f"/fhir/{attachment['url']}")  # ITI-68: the exact bytes
+    assert raw.status_code == 200
+    assert raw.content == data
+    assert raw.headers["content-type"].startswith(attachment["contentType"])
