@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from fhir_server.api.formats import JSON, XML, serialise
 from fhir_server.errors import FhirError, Issue, operation_outcome
-from fhir_server.storage.port import StoreUnavailable
+from fhir_server.storage.port import StoreUnavailable, VersionConflict
 
 log = logging.getLogger("fhir_server")
 
@@ -79,6 +79,15 @@ async def on_recursion(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_store_conflict(request: Request, exc: Exception) -> Response:
+    # a write conflict no interaction absorbed (e.g. a MongoDB transaction aborted by a
+    # concurrent session while writing an audit event): the client may retry, it is no 500
+    log.warning("unabsorbed store conflict on %s %s: %s", request.method, request.url.path, exc)
+    return outcome_response(
+        request, 409, [Issue("conflict", "A concurrent change got in the way; retry")]
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return outcome_response(request, 500, [Issue("exception", "Internal server error")])
@@ -90,4 +99,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
     app.add_exception_handler(RecursionError, on_recursion)
+    app.add_exception_handler(VersionConflict, on_store_conflict)
     app.add_exception_handler(Exception, on_unexpected)

@@ -36,8 +36,6 @@ INJECTIONS = [
     "$where=" + quote("1==1"),
     "_filter=" + quote("id ne x"),
     "_query=all",
-    "_cursor=" + quote("0 OR 1=1"),
-    "_cursor=-1",
     "_count=1;DROP TABLE Patient",
     "identifier:not=nothing",
     "identifier:missing=false",
