@@ -20,10 +20,13 @@ class Issue:
         out: dict[str, Any] = {
             "severity": self.severity,
             "code": self.code,
-            "diagnostics": self.diagnostics,
+            "diagnostics": self.diagnostics or self.code,
         }
-        if self.expression:
-            out["expression"] = list(self.expression)
+        # FHIR strings cannot be empty: an empty location (e.g. a query parameter with no
+        # name) made the OperationOutcome unserialisable in XML
+        expression = [e for e in self.expression if e]
+        if expression:
+            out["expression"] = expression
         return out
 
 

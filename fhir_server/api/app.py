@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fhir_server import __version__
-from fhir_server.api import documents
+from fhir_server.api import documents, openapi
 from fhir_server.api import errors as api_errors
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import fhir_response
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.ctx = Context(store, settings, server=ServerIdentity(base_url=settings.base_url()))
     app.state.verifier = build_verifier(settings)
     api_errors.install(app)
+    openapi.install(app)
 
     @app.get("/health")
     async def health() -> Response:

@@ -28,8 +28,14 @@ def _format(request: Request) -> str:
 
 def outcome_response(request: Request, status: int, issues: list[Issue], headers=None) -> Response:
     fmt = _format(request)
+    outcome = operation_outcome(issues)
+    try:
+        body = serialise(outcome, fmt)
+    except Exception:  # never fail while reporting a failure: JSON always serialises
+        log.exception("OperationOutcome not serialisable as %s", fmt)
+        fmt, body = JSON, serialise(outcome, JSON)
     return Response(
-        serialise(operation_outcome(issues), fmt),
+        body,
         status_code=status,
         media_type=fmt + "; charset=utf-8",
         headers=headers,
@@ -64,11 +70,21 @@ async def on_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
-async def on_store_conflict(request: Request, exc: Exception) -> Response:
-    # a precondition lost to a concurrent writer that no interaction could absorb
-    log.info("store conflict: %s", exc)
+async def on_recursion(request: Request, exc: Exception) -> Response:
+    # a safety net behind the depth limits of the body parsers: input deep enough to
+    # exhaust the stack is the client's fault, and the server is unharmed
+    log.warning("recursion limit on %s %s", request.method, request.url.path)
     return outcome_response(
-        request, 409, [Issue("conflict", "A concurrent change touched the same data; retry")]
+        request, 400, [Issue("too-costly", "The request is nested too deeply to process")]
+    )
+
+
+async def on_store_conflict(request: Request, exc: Exception) -> Response:
+    # a write conflict no interaction absorbed (e.g. a MongoDB transaction aborted by a
+    # concurrent session while writing an audit event): the client may retry, it is no 500
+    log.warning("unabsorbed store conflict on %s %s: %s", request.method, request.url.path, exc)
+    return outcome_response(
+        request, 409, [Issue("conflict", "A concurrent change got in the way; retry")]
     )
 
 
@@ -82,6 +98,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
+    app.add_exception_handler(RecursionError, on_recursion)
     app.add_exception_handler(VersionConflict, on_store_conflict)
     app.add_exception_handler(UniqueViolation, on_store_conflict)
     app.add_exception_handler(Exception, on_unexpected)

@@ -9,7 +9,12 @@ import orjson
 from starlette.requests import Request
 
 from fhir_server import errors
+from fhir_server.fhir.numbers import is_digits
 from fhir_server.fhir.xml import resource_to_xml, xml_to_resource
+
+# deepest nesting accepted in a body (JSON arrays/objects, XML elements); real FHIR
+# resources, Bundles included, stay far below it
+MAX_DEPTH = 64
 
 JSON = "application/fhir+json"
 XML = "application/fhir+xml"
@@ -77,9 +82,32 @@ def parse_body(raw: bytes, fmt: str | None) -> Any:
     if fmt == XML:
         return xml_to_resource(raw)
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise errors.bad_request(f"The JSON is not well-formed: {exc}") from None
+    check_depth(value)
+    return value
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit` arrays/objects. orjson stops at 1024 levels,
+    but the model validation, the XML writer and the index extraction recurse in Python
+    and overflow the stack far sooner (a 300-level extension chain gave a 500)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise too_deep(limit)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+
+
+def too_deep(limit: int) -> errors.FhirError:
+    return errors.bad_request(
+        f"The body is nested more than {limit} levels deep", code="too-costly"
+    )
 
 
 def serialise(resource: dict[str, Any] | bytes, fmt: str) -> bytes:
@@ -92,7 +120,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused with 413 past the limit, also when streamed without a
     Content-Length (the count is kept while reading, never after)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_digits(declared) and (len(declared) > 18 or int(declared) > limit):
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0

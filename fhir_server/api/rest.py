@@ -12,17 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server import errors
-from fhir_server.api.formats import (
-    JSON,
-    body_format,
-    explicit_format,
-    parse_body,
-    read_body,
-    response_format,
-)
-from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
+from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
+from fhir_server.api.responses import fhir_response, resource_headers, write_response
 from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
+from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
 from fhir_server.interactions import (
     create,
@@ -119,19 +113,9 @@ async def create_route(request: Request, rtype: str) -> Response:
 
 async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
     resource_type(rtype, "search-type")
-    strict = prefer(request, "handling") == "strict"
-    out = await search.search(context(request), rtype, params, strict=strict)
-    result = out.result
+    result = await search.search(context(request), rtype, params)
     bundle = searchset_bundle(
-        base_url(request),
-        rtype,
-        params,
-        result.entries,
-        result.next_cursor,
-        total=result.total,
-        included=result.included,
-        outcome=out.outcome(),
-        fragments=response_format(request) == JSON,
+        base_url(request), rtype, params, result.entries, result.next_cursor, total=result.total
     )
     return fhir_response(request, bundle)
 
@@ -149,14 +133,14 @@ async def search_post(request: Request, rtype: str) -> Response:
             415,
             [errors.Issue("not-supported", "POST _search takes application/x-www-form-urlencoded")],
         )
-    # parsed here rather than with request.form(): no python-multipart needed for a query
+    # parsed here, within the body limit: Starlette's request.form() needs python-multipart,
+    # which is not a dependency (every POST _search was a 500)
     raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
     try:
-        form = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise errors.bad_request("The _search body must be UTF-8 form data") from None
-    params = _query(request) + form
-    return await _search(request, rtype, params)
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise errors.bad_request(f"The form body cannot be read: {exc}") from None
+    return await _search(request, rtype, _query(request) + form)
 
 
 @router.get("/{rtype}/_history")
@@ -168,14 +152,14 @@ async def type_history(request: Request, rtype: str) -> Response:
 async def _history(request: Request, rtype: str, id: str | None) -> Response:
     settings = request.app.state.ctx.settings
     q = request.query_params
-    count_raw = q.get("_count", str(settings.default_count))
-    if not count_raw.isdigit():
+    count = capped(q.get("_count", str(settings.default_count)), settings.max_count)
+    if count is None:
         raise errors.bad_request("_count must be a whole number", "_count")
     page = await history.history(
         context(request),
         rtype,
         id,
-        count=max(1, min(int(count_raw), settings.max_count)),
+        count=max(1, count),
         cursor=q.get("_cursor"),
         since=q.get("_since"),
     )

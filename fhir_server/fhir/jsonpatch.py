@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 from fhir_server.errors import FhirError, Issue
+from fhir_server.fhir.numbers import whole_number
 
 _MISSING = object()
 
@@ -19,6 +20,8 @@ def _fail(i: int, message: str, status: int = 422) -> FhirError:
 
 
 def _tokens(path: str, i: int) -> list[str]:
+    if not isinstance(path, str):
+        raise _fail(i, "path must be a string", 400)
     if path == "":
         return []
     if not path.startswith("/"):
@@ -30,9 +33,10 @@ def _child(node: Any, token: str, i: int) -> Any:
     if isinstance(node, dict):
         return node.get(token, _MISSING)
     if isinstance(node, list):
-        if not token.isdigit() or int(token) >= len(node):
+        index = whole_number(token)
+        if index is None or index >= len(node):
             return _MISSING
-        return node[int(token)]
+        return node[index]
     return _MISSING
 
 
@@ -73,12 +77,13 @@ def _add(doc: Any, path: str, value: Any, i: int, *, replace: bool = False) -> N
         if last == "-" and not replace:
             parent.append(value)
             return
-        if not last.isdigit() or int(last) > len(parent) - (1 if replace else 0):
+        index = whole_number(last)
+        if index is None or index > len(parent) - (1 if replace else 0):
             raise _fail(i, f"index {last!r} is out of range in {path!r}")
         if replace:
-            parent[int(last)] = value
+            parent[index] = value
         else:
-            parent.insert(int(last), value)
+            parent.insert(index, value)
     else:
         raise _fail(i, f"path {path!r} does not point into an object or array")
 

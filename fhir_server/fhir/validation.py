@@ -15,6 +15,9 @@ from fhir_server.fhir.ins import INS_SYSTEMS, nir_key_valid
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 
 ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
+# FHIR strings are [ \r\n\t\S]+: no other control characters (XML 1.0 cannot carry them,
+# so a stored NUL made every XML read of the resource a 500); nor U+FFFE/U+FFFF
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def check_id(id: str) -> str:
@@ -69,6 +72,33 @@ def _ins_issues(resource: dict[str, Any]) -> list[Issue]:
     return issues
 
 
+def _character_issues(rtype: str, resource: dict[str, Any]) -> list[Issue]:
+    issues: list[Issue] = []
+    stack: list[tuple[Any, str]] = [(resource, rtype)]
+    while stack and len(issues) < 10:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _FORBIDDEN_CHARS.search(key):
+                    issues.append(
+                        Issue(
+                            "invalid", "Control character in an element name", expression=(where,)
+                        )
+                    )
+                stack.append((value, f"{where}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+        elif isinstance(node, str) and _FORBIDDEN_CHARS.search(node):
+            issues.append(
+                Issue(
+                    "invalid",
+                    "Control characters are not allowed in FHIR strings",
+                    expression=(where,),
+                )
+            )
+    return issues
+
+
 def validate_resource(
     rtype: str, resource: Any, *, url_id: str | None = None, require_id: bool = False
 ) -> dict[str, Any]:
@@ -91,6 +121,9 @@ def validate_resource(
         )
     if require_id and rid is None:
         raise bad_request("An update must carry the resource id", f"{rtype}.id")
+    issues = _character_issues(rtype, resource)
+    if issues:
+        raise FhirError(400, issues)
     issues = _structure_issues(rtype, resource) + binding_issues(rtype, resource)
     if issues:
         raise FhirError(400, issues)

@@ -13,6 +13,7 @@ from fhir_server.errors import FhirError, Issue, bad_request
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 
 FHIR_NS = "{http://hl7.org/fhir}"
+MAX_DEPTH = 64
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -38,7 +39,20 @@ def safe_parse(data: bytes) -> etree._Element:
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise bad_request("XML with a DOCTYPE is refused (no DTDs, no entities)", code="security")
+    check_depth(root)
     return root
+
+
+def check_depth(root: etree._Element, limit: int = MAX_DEPTH) -> None:
+    """Refuse elements nested deeper than `limit` (lxml allows 256; the model's XML reader
+    and writer recurse in Python and overflow well before that)."""
+    depth = 0
+    for event, _ in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        if depth > limit:
+            raise bad_request(
+                f"The XML is nested more than {limit} elements deep", code="too-costly"
+            )
 
 
 def xml_to_resource(data: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fhir_server import errors
 from fhir_server.fhir.server_fields import on_create
 from fhir_server.fhir.uniqueness import condition_key
 from fhir_server.fhir.validation import validate_resource
-from fhir_server.interactions import guard
+from fhir_server.interactions import guard, search
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.versioning import make_write, new_id
@@ -33,7 +33,7 @@ async def match_condition(ctx: Context, rtype: str, query: str) -> Stored | None
     if not params:
         raise errors.bad_request("If-None-Exist must carry a search query", "If-None-Exist")
     plan = parse_query(rtype, params, default_count=2, max_count=2)
-    result = await ctx.store.search(plan)
+    result = await search.run(ctx, plan)
     if len(result.entries) > 1:
         raise errors.precondition_failed(f"If-None-Exist {query!r} matches more than one {rtype}")
     return result.entries[0] if result.entries else None

@@ -10,7 +10,7 @@ from fhir_server import errors
 from fhir_server.fhir.jsonpatch import apply_patch
 from fhir_server.fhir.metadata_rules import check_metadata_change
 from fhir_server.fhir.validation import check_id, validate_resource
-from fhir_server.interactions import guard
+from fhir_server.interactions import guard, search
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.update import check_expected, parse_etag
@@ -24,7 +24,7 @@ async def resolve_conditional(ctx: Context, rtype: str, query: str) -> str:
     params = parse_qsl(query, keep_blank_values=True)
     if not params:
         raise errors.bad_request("A conditional patch needs search parameters")
-    result = await ctx.store.search(parse_query(rtype, params, default_count=2, max_count=2))
+    result = await search.run(ctx, parse_query(rtype, params, default_count=2, max_count=2))
     if not result.entries:
         raise errors.not_found(f"No {rtype} matches {query!r}")
     if len(result.entries) > 1:

@@ -434,8 +434,13 @@ async def provide_bundle(ctx: Context, bundle: Json, base: str) -> Json:
 def has_attachment_data(resource: Any) -> bool:
     if not isinstance(resource, dict):
         return False
-    contents = resource.get("content") or []
-    return bool(contents) and bool(((contents[0] or {}).get("attachment") or {}).get("data"))
+    # any shape may arrive here (the body is not validated yet): only a list of objects
+    # with an attachment object counts, anything else goes on to validation (a 400)
+    contents = resource.get("content")
+    if not isinstance(contents, list) or not contents or not isinstance(contents[0], dict):
+        return False
+    attachment = contents[0].get("attachment")
+    return isinstance(attachment, dict) and bool(attachment.get("data"))
 
 
 def _simplified_entries(doc: Json) -> list[Entry]:

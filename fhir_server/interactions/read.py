@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fhir_server import errors
+from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.validation import check_id
 from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
@@ -28,9 +29,10 @@ async def read(ctx: Context, rtype: str, id: str) -> Stored:
 
 async def vread(ctx: Context, rtype: str, id: str, version: str) -> Stored:
     check_id(id)
-    if not version.isdigit():
+    number = whole_number(version)
+    if number is None:
         raise errors.not_found(f"{rtype}/{id} has no version {version!r}")
-    stored = await ctx.store.vread(rtype, id, int(version))
+    stored = await ctx.store.vread(rtype, id, number)
     if stored is None:
         raise errors.not_found(f"{rtype}/{id} has no version {version}")
     # the labels in force now govern every version (an old unmasked version of a masked

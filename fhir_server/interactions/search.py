@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from fhir_server import errors
 from fhir_server.errors import Issue, operation_outcome
 from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
@@ -68,3 +69,12 @@ async def search(
     await guard.commit_search(ctx, scope, rtype, params)
     result.entries = _shaped(plan, result.entries)
     return SearchOutcome(plan, result, _warnings(rtype, plan))
+
+
+async def run(ctx: Context, plan: SearchPlan) -> SearchResult:
+    """Run a plan outside a client search (conditions of create and PATCH); a cursor the
+    store cannot read is the client's error (400)."""
+    try:
+        return await ctx.store.search(plan)
+    except ValueError:
+        raise errors.bad_request("Invalid paging cursor", "_cursor") from None

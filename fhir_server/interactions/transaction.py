@@ -6,6 +6,7 @@ everywhere they appear (references, attachment URLs)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,8 +49,19 @@ def _parse_entry(i: int, raw: Any) -> Entry:
     if not isinstance(raw, dict):
         raise errors.bad_request("Each entry must be an object", _where(i))
     request = raw.get("request") or {}
+    if not isinstance(request, dict):
+        raise errors.bad_request("request must be an object", _where(i, "request"))
+    for element, holder in (
+        ("fullUrl", raw),
+        ("request.url", request),
+        ("request.ifNoneExist", request),
+        ("request.ifMatch", request),
+    ):
+        value = holder.get(element.rsplit(".", 1)[-1])
+        if value is not None and not isinstance(value, str):
+            raise errors.bad_request(f"{element} must be a string", _where(i, element))
     method = str(request.get("method", "")).upper()
-    url = str(request.get("url", "")).split("?", 1)[0].strip("/")
+    url = (request.get("url") or "").split("?", 1)[0].strip("/")
     if method not in ORDER:
         raise errors.bad_request(
             f"Unsupported request.method {method!r}", _where(i, "request.method")
@@ -93,7 +105,8 @@ def _assign_ids(entries: list[Entry]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for e in entries:
         if e.method == "POST":
-            e.id = new_id()
+            # a conditional create that matched points its local reference at the match
+            e.id = e.existing.id if e.existing is not None else new_id()
         if e.full_url and e.id and e.method in ("POST", "PUT"):
             mapping[e.full_url] = f"{e.rtype}/{e.id}"
     return mapping
@@ -117,15 +130,41 @@ def relocate(exc: FhirError, i: int) -> FhirError:
     return FhirError(exc.status, issues, exc.headers)
 
 
+class ConditionRace(FhirError):
+    """A concurrent writer created what a conditional create of this transaction looked for
+    between the match and the commit. `transaction` runs again from the start; a caller
+    that does not retry answers this 409."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409, [Issue("conflict", "A concurrent filing created the same resource; retry")]
+        )
+
+
+async def _match_conditions(ctx: Context, entries: list[Entry]) -> None:
+    """Resolve conditional creates before ids are assigned, so that references to a
+    matched entry's urn:uuid point at the resource that exists (not at an id never
+    created: a DocumentReference filed for a known patient was left dangling)."""
+    for e in entries:
+        if e.method == "POST" and e.if_none_exist:
+            try:
+                e.existing = await create.match_condition(ctx, e.rtype, e.if_none_exist)
+            except FhirError as exc:
+                raise relocate(exc, e.index) from None
+            if e.existing is not None:
+                e.status = 200
+
+
 async def _prepare(ctx: Context, e: Entry) -> None:
     if e.method == "POST":
+        if e.existing is not None:
+            return
         prepared = await create.prepare_create(
             ctx, e.rtype, e.resource, if_none_exist=e.if_none_exist, id=e.id
         )
         if isinstance(prepared, Stored):
-            e.existing, e.status = prepared, 200
-        else:
-            (e.write, *e.extra), e.status = prepared, 201
+            raise ConditionRace()
+        (e.write, *e.extra), e.status = prepared, 201
     elif e.method == "PUT":
         assert e.id is not None
         (e.write, *e.extra), creates = await update.prepare_update(
@@ -192,6 +231,7 @@ async def prepare_transaction(
 ) -> list[Write]:
     """Every Write of the transaction, in entry order, then the hook's extra writes."""
     resolved = await hook.before(ctx, entries) if hook else {}
+    await _match_conditions(ctx, entries)
     mapping = {**_assign_ids(entries), **resolved}
     for e in entries:
         if e.resource is not None:
@@ -231,11 +271,26 @@ def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored])
     }
 
 
+RACE_RETRIES = 3
+
+
 async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            return await _run_once(ctx, copy.deepcopy(entries), base, attempt == RACE_RETRIES)
+        except ConditionRace:
+            if attempt == RACE_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _run_once(ctx: Context, entries: list[Entry], base: str, last: bool) -> dict[str, Any]:
     writes = await prepare_transaction(ctx, entries)
     try:
         results = await commit_entries(ctx, entries, writes)
     except UniqueViolation as exc:
+        if not last and any(e.if_none_exist and e.write is not None for e in entries):
+            raise ConditionRace() from None  # a racing create may have won: look again
         raise create.duplicate_error(exc) from None
     except VersionConflict as exc:
         raise errors.conflict(

@@ -6,6 +6,7 @@ from typing import Any
 
 from fhir_server import errors
 from fhir_server.fhir.metadata_rules import check_metadata_change
+from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.server_fields import on_create, on_update
 from fhir_server.fhir.validation import check_id, validate_resource
 from fhir_server.interactions import guard
@@ -19,13 +20,16 @@ RETRIES = 5
 
 
 def parse_etag(value: str) -> int:
+    if not isinstance(value, str):
+        raise errors.bad_request(f'If-Match {value!r} is not a version ETag like W/"3"')
     tag = value.strip()
     if tag.startswith("W/"):
         tag = tag[2:]
     tag = tag.strip('"')
-    if not tag.isdigit():
+    version = whole_number(tag)
+    if version is None:
         raise errors.bad_request(f'If-Match {value!r} is not a version ETag like W/"3"')
-    return int(tag)
+    return version
 
 
 def check_expected(rtype: str, id: str, expected: int | None, current: Stored | None) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fhir_server.errors import bad_request
+from fhir_server.fhir.numbers import capped
 from fhir_server.search.dates import parse_range, widen
 from fhir_server.search.index import fold, reference_key
 from fhir_server.search.params import INCLUDES, REQUIRED, SearchParam, params_of, sortable
@@ -222,9 +223,23 @@ def _id_cond(value: str) -> Cond:
 
 
 def _count(d: _Draft, value: str, max_count: int) -> None:
-    if not value.isdigit():
+    found = capped(value, max_count)  # ASCII digits only: '²' is not a number here
+    if found is None:
         raise bad_request(f"_count must be a whole number, got {value!r}", "_count")
-    d.count = min(int(value), max_count)
+    d.count = found
+
+
+MAX_PARAMS = 50
+MAX_VALUES = 500
+
+
+def check_size(params: list[tuple[str, str]]) -> None:
+    """Bound a query before it reaches the database (SQLite limits its bound variables;
+    a huge query is a denial of service, never a legitimate search)."""
+    if len(params) > MAX_PARAMS:
+        raise bad_request(f"A search takes at most {MAX_PARAMS} parameters", code="too-costly")
+    if sum(value.count(",") + 1 for _, value in params) > MAX_VALUES:
+        raise bad_request(f"A search takes at most {MAX_VALUES} values", code="too-costly")
 
 
 def _sort(d: _Draft, value: str) -> None:
@@ -349,6 +364,7 @@ def parse(
     now: datetime | None = None,
 ) -> SearchPlan:
     now = now or datetime.now(UTC)
+    check_size(params)
     d = _Draft(rtype, min(default_count, max_count))
     for name, value in params:
         if not _NAME_RE.fullmatch(name):

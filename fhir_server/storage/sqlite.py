@@ -391,7 +391,7 @@ class SqliteStore:
                 args.append(id)
             if cursor is not None:
                 sql += " AND seq < ?"
-                args.append(int(cursor))
+                args.append(sqlite_search.cursor_value(cursor))
             if since is not None:
                 sql += " AND last_updated >= ?"
                 args.append(since)

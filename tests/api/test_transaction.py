@@ -117,3 +117,26 @@ def test_not_a_transaction(client):
     assert r.status_code == 400
     r2 = client.post("/fhir", json=patient(), headers=FHIR_JSON)
     assert r2.status_code == 400
+
+
+def test_conditional_create_match_is_what_local_references_point_at(client):
+    """ITI-65 for a known patient: the Patient entry's If-None-Exist matches, and the
+    DocumentReference's urn:uuid subject must become that existing Patient (it used to
+    point at an id that was never created)."""
+    from tests.conftest import INS_TEST_SYSTEM, VALID_INS
+
+    known = client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON).json()["id"]
+    bundle = _bundle()
+    bundle["entry"][0]["request"]["ifNoneExist"] = f"identifier={INS_TEST_SYSTEM}|{VALID_INS}"
+    r = client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [e["response"]["status"] for e in out["entry"]] == [
+        "200 OK",
+        "201 Created",
+        "201 Created",
+    ]
+    assert out["entry"][0]["resource"]["id"] == known
+    doc = client.get(f"/fhir/DocumentReference/{out['entry'][1]['resource']['id']}").json()
+    assert doc["subject"]["reference"] == f"Patient/{known}"
+    assert len(client.get(f"/fhir/DocumentReference?patient={known}").json()["entry"]) == 1
