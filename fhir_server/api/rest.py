@@ -12,8 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server import errors
-from fhir_server.api.formats import body_format, explicit_format, parse_body, read_body
-from fhir_server.api.responses import fhir_response, resource_headers, write_response
+from fhir_server.api.formats import (
+    JSON,
+    body_format,
+    explicit_format,
+    parse_body,
+    read_body,
+    response_format,
+)
+from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
@@ -113,9 +120,19 @@ async def create_route(request: Request, rtype: str) -> Response:
 
 async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
     resource_type(rtype, "search-type")
-    result = await search.search(context(request), rtype, params)
+    strict = prefer(request, "handling") == "strict"
+    out = await search.search(context(request), rtype, params, strict=strict)
+    result = out.result
     bundle = searchset_bundle(
-        base_url(request), rtype, params, result.entries, result.next_cursor, total=result.total
+        base_url(request),
+        rtype,
+        params,
+        result.entries,
+        result.next_cursor,
+        total=result.total,
+        included=result.included,
+        outcome=out.outcome(),
+        fragments=response_format(request) == JSON,
     )
     return fhir_response(request, bundle)
 
@@ -134,7 +151,7 @@ async def search_post(request: Request, rtype: str) -> Response:
             [errors.Issue("not-supported", "POST _search takes application/x-www-form-urlencoded")],
         )
     # parsed here, within the body limit: Starlette's request.form() needs python-multipart,
-    # which is not a dependency (every POST _search was a 500)
+    # which is not a dependency
     raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
     try:
         form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from fhir_server.audit.chain import GENESIS, link
+from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.storage import sqlite_search
 from fhir_server.storage.port import (
@@ -32,6 +33,14 @@ from fhir_server.storage.port import (
 )
 
 T = TypeVar("T")
+
+
+def _row_cursor(cursor: str) -> int:
+    """A history paging cursor (a row number) from a client; ValueError if it is not one."""
+    value = whole_number(cursor)
+    if value is None:
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return value
 
 
 def _one_copy(served: Any, kept: Any) -> bytes:
@@ -391,7 +400,7 @@ class SqliteStore:
                 args.append(id)
             if cursor is not None:
                 sql += " AND seq < ?"
-                args.append(sqlite_search.cursor_value(cursor))
+                args.append(_row_cursor(cursor))
             if since is not None:
                 sql += " AND last_updated >= ?"
                 args.append(since)

@@ -139,4 +139,7 @@ def test_conditional_create_match_is_what_local_references_point_at(client):
     assert out["entry"][0]["resource"]["id"] == known
     doc = client.get(f"/fhir/DocumentReference/{out['entry'][1]['resource']['id']}").json()
     assert doc["subject"]["reference"] == f"Patient/{known}"
-    assert len(client.get(f"/fhir/DocumentReference?patient={known}").json()["entry"]) == 1
+    assert (
+        len(client.get(f"/fhir/DocumentReference?patient={known}&status=current").json()["entry"])
+        == 1
+    )

@@ -156,6 +156,18 @@ def _all(http: httpx.Client, rtype: str) -> list[dict]:
     return out
 
 
+def _all_history(http: httpx.Client, rtype: str) -> list[dict]:
+    out, url = [], f"/fhir/{rtype}/_history?_count=1000"
+    while url:
+        r = http.get(url, headers=auth_headers())
+        assert r.status_code == 200, r.text
+        bundle = r.json()
+        out += bundle.get("entry") or []
+        nxt = [x["url"] for x in bundle.get("link", []) if x["relation"] == "next"]
+        url = re.sub(r"^https?://[^/]+", "", nxt[0]) if nxt else None
+    return out
+
+
 def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
     server = LiveServer(tmp_path / "data", tmp_path / "server.log")
     server.start()
@@ -200,7 +212,12 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
             # nothing half there, acknowledged or not
             binaries = {b["id"]: b for b in _all(http, "Binary")}
             patients = {p["id"] for p in _all(http, "Patient")}
-            docs = _all(http, "DocumentReference")
+            # every live DocumentReference, whatever its patient (a search must name one):
+            # the newest version of each in the type's history
+            newest: dict[str, dict] = {}
+            for entry in _all_history(http, "DocumentReference"):
+                newest.setdefault(entry["fullUrl"].rsplit("/", 1)[1], entry)
+            docs = [e["resource"] for e in newest.values() if "resource" in e]
             attached = set()
             for doc in docs:
                 url = doc["content"][0]["attachment"].get("url", "")
