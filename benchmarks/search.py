@@ -68,6 +68,10 @@ SETTINGS = ["ETABLISSEMENT", "AMBULATOIRE", "MEDECINE_VILLE"]
 FORMATS = ["urn:ihe:iti:xds-sd:pdf:2008", "urn:ihe:lab:xd-lab:2008", "urn:asip:ci-sis:vsm:2012"]
 
 
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+TREATING_RPPS = "10000000001"
+
+
 def nir(n: int) -> str:
     body = f"{1_800_000_000_000 + n:013d}"
     return body + f"{97 - int(body) % 97:02d}"
@@ -80,6 +84,9 @@ def patient_resource(n: int) -> dict[str, Any]:
         "name": [{"family": f"NOM{n}", "given": ["Camille"]}],
         "gender": "female" if n % 2 else "male",
         "birthDate": f"{1940 + n % 70}-0{1 + n % 9}-1{n % 9}",
+        # the benchmark reads as this treating physician: the DMP policy and the audit of
+        # every read are on the measured path
+        "generalPractitioner": [{"identifier": {"system": RPPS_SYSTEM, "value": TREATING_RPPS}}],
     }
 
 
@@ -229,6 +236,7 @@ local urls = {}
 local i = 0
 init = function(args)
   for line in io.lines(args[1]) do urls[#urls + 1] = line end
+  if args[2] then wrk.headers["Authorization"] = "Bearer " .. args[2] end
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 1000)
   i = math.random(#urls)
 end
@@ -260,10 +268,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def mint(data_dir: Path) -> str:
+    """A token of the local issuer the server uses (its key lives in the data dir)."""
+    from fhir_server.auth.tokens import DevIssuer
+
+    return DevIssuer.load_or_create(data_dir).mint_token(
+        "practitioner", "bench-treating-physician", rpps=TREATING_RPPS, ttl=86400
+    )
+
+
 class Server:
-    def __init__(self, data_dir: Path, workers: int) -> None:
+    def __init__(self, data_dir: Path, workers: int, auth: str = "dev") -> None:
         self.port = free_port()
         env = {**os.environ, "DMP_FHIR_DATA_DIR": str(data_dir), "DMP_FHIR_PORT": str(self.port)}
+        env["DMP_FHIR_AUTH"] = auth
         env["DMP_FHIR_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{self.port}/fhir"
         env["PYTHONPATH"] = str(ROOT)
         cmd = [
@@ -289,11 +307,12 @@ class Server:
 
 
 def run_wrk(
-    wrk: str, port: int, urls_file: Path, lua: Path, conns: int, seconds: int
+    wrk: str, port: int, urls_file: Path, lua: Path, conns: int, seconds: int, token: str = ""
 ) -> dict[str, float]:
     threads = 1 if conns == 1 else 2
     cmd = [wrk, "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
-           "-s", str(lua), f"http://127.0.0.1:{port}", "--", str(urls_file)]  # fmt: skip
+           "-s", str(lua), f"http://127.0.0.1:{port}", "--", str(urls_file),
+           *([token] if token else [])]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     reqs, dur_us, p50, p95, p99, errors = (int(v) for v in line.split()[1:])
@@ -307,13 +326,15 @@ def run_wrk(
     }
 
 
-def check_answers(port: int, urls: list[str]) -> None:
+def check_answers(port: int, urls: list[str], token: str) -> None:
     """A few URLs fetched once: every query must answer 200 with matches (no silent 400s)."""
     import urllib.request
 
     hits = 0
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     for url in urls[:12]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{url}") as r:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{url}", headers=headers)
+        with urllib.request.urlopen(request) as r:
             body = json.loads(r.read())
             hits += len(body.get("entry", []))
     if hits == 0:
@@ -334,12 +355,13 @@ def bench_size(
     # other processes on the machine skew every figure: record how busy it was
     row: dict[str, Any] = {"size": size, "loadavg_before": os.getloadavg()[0]}
     row["in_process"] = in_process(path, urls)
-    server = Server(path.parent, args.workers)
+    server = Server(path.parent, args.workers, args.auth)
+    token = mint(path.parent) if args.auth == "dev" else ""
     try:
-        check_answers(server.port, urls)
-        run_wrk(wrk, server.port, urls_file, lua, 8, 2)  # warm-up: caches, pages, JIT-free but warm
+        check_answers(server.port, urls, token)
+        run_wrk(wrk, server.port, urls_file, lua, 8, 2, token)  # warm-up: caches, pages
         for conns in (1, 8):
-            row[f"c{conns}"] = run_wrk(wrk, server.port, urls_file, lua, conns, args.seconds)
+            row[f"c{conns}"] = run_wrk(wrk, server.port, urls_file, lua, conns, args.seconds, token)
         row["health_c8"] = run_wrk(wrk, server.port, health, lua, 8, max(3, args.seconds // 2))
         row["loadavg_after"] = os.getloadavg()[0]
     finally:
@@ -401,6 +423,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument(
+        "--auth",
+        choices=["dev", "none"],
+        default="dev",
+        help="dev: read as the patients' treating physician, policy and audit on (default); "
+        "none: trusted mode, no policy (audit still written)",
+    )
     ap.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--data-dir", type=Path, help="keep the database here (default: a temp dir)")
