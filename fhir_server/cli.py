@@ -45,16 +45,31 @@ def _serve(args: argparse.Namespace) -> int:
 
     from fhir_server.api.app import create_app
 
-    settings = _settings(
-        args, host="host", port="port", data_dir="data_dir", mongodb_uri="mongodb_uri", auth="auth"
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    names = {
+        "host": "host",
+        "port": "port",
+        "data_dir": "data_dir",
+        "mongodb_uri": "mongodb_uri",
+        "auth": "auth",
+        "workers": "workers",
+    }
+    settings = _settings(args, **names)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    if settings.workers <= 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    # several processes (SQLite WAL serves them; MongoDB scales out): each builds its app
+    # from the environment, so the command line's settings travel there
+    for field in names:
+        value = getattr(settings, field)
+        if value is not None:
+            os.environ[f"DMP_FHIR_{field.upper()}"] = str(value)
+    uvicorn.run("fhir_server.api.app:create_app", factory=True, workers=settings.workers, **common)
     return 0
 
 
@@ -141,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--auth", choices=["dev", "oidc", "none"])
+    serve.add_argument("--workers", type=int, help="server processes (default 1)")
     _store_options(serve)
     serve.set_defaults(func=_serve)
 
