@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,9 +23,14 @@ from fhir_server.interactions.context import Context
 from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
 
+SWITCH_INTERVAL_S = 0.0005
+
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
+    # the store's threads (SQLite writer, readers) hand results back to the event loop
+    # many times per request: a 5 ms GIL switch interval makes each hand-over wait
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     store = store or make_store(settings)
 
     @asynccontextmanager
