@@ -24,7 +24,6 @@ from fhir_server.interactions.create import duplicate_error, existing, existing_
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.versioning import make_write, new_id
-from fhir_server.policy import Action
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
 CDA_MEDIA_TYPES = mhd.CDA_MEDIA_TYPES
@@ -108,19 +107,7 @@ async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> Prep
         ),
     ]
     for parent in parents:
-        superseded = replacement.supersede(parent, now)
-        writes += [
-            superseded,
-            *await guard.authorize_write(
-                ctx,
-                "update",
-                "DocumentReference",
-                parent.resource,
-                superseded.resource,
-                f"DocumentReference/{parent.id}",
-                action=Action.UPDATE,
-            ),
-        ]
+        writes += await replacement.supersede_checked(ctx, parent, now)
     return PreparedImport(writes, document=document)
 
 

@@ -40,7 +40,6 @@ from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.transaction import Entry
 from fhir_server.interactions.versioning import make_write, new_id
-from fhir_server.policy import Action
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 from fhir_server.terminology import valuesets
 
@@ -208,20 +207,7 @@ class ProvideDocument:
                         ),
                         index,
                     )
-                superseded = replacement.supersede(parent, self.now)
-                writes += [
-                    superseded,
-                    *await guard.authorize_write(
-                        ctx,
-                        "update",
-                        "DocumentReference",
-                        parent.resource,
-                        superseded.resource,
-                        f"DocumentReference/{parent.id}",
-                        "ITI-65",
-                        action=Action.UPDATE,
-                    ),
-                ]
+                writes += await replacement.supersede_checked(ctx, parent, self.now, "ITI-65")
         return writes
 
     # -- checks --------------------------------------------------------------------------

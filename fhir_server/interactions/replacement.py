@@ -108,3 +108,25 @@ def link_replaced(doc_ref: dict[str, Any], parents: list[Stored]) -> dict[str, A
 def supersede(parent: Stored, now: str) -> Write:
     resource = {**(parent.resource or {}), "status": "superseded"}
     return make_write("update", "DocumentReference", parent.id, resource, current=parent, now=now)
+
+
+async def supersede_checked(
+    ctx: Context, parent: Stored, now: str, transaction: str | None = None
+) -> list[Write]:
+    """The superseding Write of `parent` with its audit: replacing a document is the
+    policy's `update` of the replaced one (its author, establishment or own deposit)."""
+    from fhir_server.interactions import guard
+    from fhir_server.policy import Action
+
+    superseded = supersede(parent, now)
+    audit = await guard.authorize_write(
+        ctx,
+        "update",
+        "DocumentReference",
+        parent.resource,
+        superseded.resource,
+        f"DocumentReference/{parent.id}",
+        transaction,
+        action=Action.UPDATE,
+    )
+    return [superseded, *audit]
