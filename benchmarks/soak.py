@@ -219,7 +219,10 @@ def worker(base: str, shared: Shared, deadline: float, use_cda: bool, seed: int)
                         pid = rnd.choice(shared.patients) if shared.patients else "none"
                         ins = rnd.choice(shared.nirs) if shared.nirs else "none"
                     if rnd.random() < 0.7:
-                        r = http.get(f"/fhir/DocumentReference?patient={pid}&_count=20", headers=h)
+                        r = http.get(
+                            f"/fhir/DocumentReference?patient={pid}&status=current&_count=20",
+                            headers=h,
+                        )
                     else:
                         r = http.get(f"/fhir/Patient?identifier={INS_SYSTEM}|{ins}", headers=h)
                     ok = r.status_code == 200
