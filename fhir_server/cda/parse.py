@@ -8,38 +8,18 @@ DOCTYPE, so any DOCTYPE is refused outright.
 from __future__ import annotations
 
 import re
-import threading
 
 from lxml import etree
 
 from fhir_server.errors import FhirError, Issue
+from fhir_server.xml_parsing import hardened_parser
 
 HL7_NS = "urn:hl7-org:v3"
 CDA_ROOT = f"{{{HL7_NS}}}ClinicalDocument"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
-
-
-# An lxml parser must not be shared by threads parsing at the same time: one per thread.
-_LOCAL = threading.local()
 _LOCATION_SUFFIX = re.compile(r", line \d+, column \d+$")
-
-
-def _thread_parser() -> etree.XMLParser:
-    parser = getattr(_LOCAL, "parser", None)
-    if parser is None:
-        parser = _LOCAL.parser = _parser()
-    return parser
 
 
 def _refuse(status: int, code: str, message: str) -> FhirError:
@@ -66,7 +46,7 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     if not data.strip():
         raise _refuse(400, "structure", "CDA document refused: the body is empty")
     try:
-        root = etree.fromstring(data, _thread_parser())
+        root = etree.fromstring(data, hardened_parser(keep_comments=True))
     except etree.XMLSyntaxError as exc:
         if b"<!DOCTYPE" in data:
             raise _doctype_refusal() from None

@@ -11,19 +11,10 @@ from pydantic import ValidationError
 
 from fhir_server.errors import FhirError, Issue, bad_request
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
+from fhir_server.xml_parsing import hardened_parser
 
 FHIR_NS = "{http://hl7.org/fhir}"
 MAX_DEPTH = 64
-
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-)
 
 
 def safe_parse(data: bytes) -> etree._Element:
@@ -31,7 +22,7 @@ def safe_parse(data: bytes) -> etree._Element:
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise bad_request("XML with a DOCTYPE is refused (no DTDs, no entities)", code="security")
     try:
-        root = etree.fromstring(data, _PARSER)
+        root = etree.fromstring(data, hardened_parser(keep_comments=False))
     except etree.XMLSyntaxError as exc:
         raise bad_request(f"The XML is not well-formed: {exc}") from None
     if root is None:
