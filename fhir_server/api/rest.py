@@ -91,7 +91,9 @@ def _binary_raw(request: Request, stored: Stored) -> Response | None:
     if stored.rtype != "Binary" or explicit_format(request) is not None:
         return None
     res = stored.resource or {}
-    data = base64.b64decode(res.get("data", ""))
+    # the bytes as the store keeps them, when it keeps them apart; else decoded from JSON
+    raw = stored.raw_data
+    data = raw if raw is not None else base64.b64decode(res.get("data", ""))
     headers = resource_headers(stored, base_url(request), location=False)
     return Response(
         data, media_type=res.get("contentType", "application/octet-stream"), headers=headers

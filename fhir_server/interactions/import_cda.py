@@ -9,10 +9,8 @@ also when two filings race: the database's unique keys decide, never a read-then
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from fhir_server import errors
 from fhir_server.cda.mapping import CDA_CONTENT_TYPE, CdaMapping, map_cda
@@ -42,14 +40,18 @@ class PreparedImport:
     existing: Stored | None = None
 
 
-def binary_resource(data: bytes, document_id: str) -> dict[str, Any]:
-    return {
+def binary_write(binary_id: str, data: bytes, document_id: str, now: str) -> Write:
+    """The Binary holding the CDA. Its bytes travel raw beside the resource (the store
+    keeps them so): no base64 encoding on the way in, nor decoding on the way out."""
+    resource = {
         "resourceType": "Binary",
         "contentType": CDA_CONTENT_TYPE,
         # reading the bytes is governed by the DocumentReference's access rules
         "securityContext": {"reference": f"DocumentReference/{document_id}"},
-        "data": base64.b64encode(data).decode("ascii"),
     }
+    return replace(
+        make_write("create", "Binary", binary_id, resource, current=None, now=now), data=data
+    )
 
 
 def map_for_import(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> CdaMapping:
@@ -86,11 +88,7 @@ async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> Prep
     # model validation would be most of the cost of filing a document.
     doc_id = new_id()
     binary_id = doc_ref["content"][0]["attachment"]["url"].split("/", 1)[1]
-    writes.append(
-        make_write(
-            "create", "Binary", binary_id, binary_resource(data, doc_id), current=None, now=now
-        )
-    )
+    writes.append(binary_write(binary_id, data, doc_id, now))
     document = make_write(
         "create",
         "DocumentReference",

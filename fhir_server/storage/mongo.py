@@ -71,7 +71,7 @@ from pymongo.uri_parser import parse_uri
 from fhir_server.audit.chain import GENESIS, link
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.search.plan import SearchPlan, SearchResult
-from fhir_server.storage import mongo_search
+from fhir_server.storage import binary_data, mongo_search
 from fhir_server.storage.port import (
     EMPTY_TERMS,
     HistoryPage,
@@ -388,7 +388,8 @@ class MongoStore:
     ) -> Stored:
         if w.chain is not None and w.resource is not None:
             w = replace(w, resource=await self._link(w, session, undo))
-        content = orjson.dumps(w.resource) if w.resource is not None else None
+        # the data inside the JSON: MongoDB documents are written whole (16 MiB cap)
+        content = binary_data.inline_json(w.resource, w.data) if w.resource is not None else None
         await self._insert_history(w, content, session, undo)
         if keys:
             await self._claim_keys(w, session, undo)
@@ -402,7 +403,7 @@ class MongoStore:
             w.kind == "delete",
             content,
             method,
-            w.resource,
+            w.resource if w.data is None else None,
         )
 
     async def _link(self, w: Write, session: AsyncClientSession | None, undo: Undo) -> Doc:

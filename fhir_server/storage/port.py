@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from fhir_server.storage.binary_data import with_data
+
 WriteKind = Literal["create", "update", "delete"]
 
 
@@ -64,20 +66,42 @@ class Write:
     index: IndexTerms = EMPTY_TERMS
     unique_keys: tuple[str, ...] = ()
     chain: str | None = None
+    # a Binary's bytes when the caller holds them raw (a filed CDA): the resource then has
+    # no `data`, and the store serves it with them, without a base64 round trip
+    data: bytes | None = None
 
 
 @dataclass
 class Stored:
-    """A resource version as the store holds it. `content` is the JSON bytes."""
+    """A resource version as the store holds it. `content` is the JSON bytes.
+
+    `data`: a Binary's bytes kept beside the JSON (`json` then lacks the `data` element):
+    `content` puts them back as base64 when first asked, a raw read serves them as they are.
+    """
 
     rtype: str
     id: str
     version: int
     last_updated: str
     deleted: bool
-    content: bytes | None
+    json: bytes | None
     method: str = "PUT"
     _resource: dict[str, Any] | None = field(default=None, repr=False)
+    data: bytes | None = field(default=None, repr=False)
+    _served: bytes | None = field(default=None, repr=False)
+
+    @property
+    def content(self) -> bytes | None:
+        if self.data is None or self.json is None:
+            return self.json
+        if self._served is None:
+            self._served = with_data(self.json, self.data)
+        return self._served
+
+    @property
+    def raw_data(self) -> bytes | None:
+        """The kept-aside bytes, if this version has some."""
+        return self.data
 
     @property
     def resource(self) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ import orjson
 from fhir_server.audit.chain import GENESIS, link
 from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
-from fhir_server.storage import sqlite_search
+from fhir_server.storage import binary_data, sqlite_search
 from fhir_server.storage.port import (
     HistoryPage,
     Stored,
@@ -114,7 +114,29 @@ COMMON_DDL = [
     """CREATE TABLE IF NOT EXISTS chain_member (
         name TEXT NOT NULL, position INTEGER NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL,
         PRIMARY KEY (name, position))""",
+    # a Binary's bytes, raw and once per version (current and history rows share them)
+    """CREATE TABLE IF NOT EXISTS resource_data (
+        rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
+        UNIQUE (rtype, id, version))""",
 ]
+
+# Pages of 16 KiB (new databases only): a filed document spans a few pages, not dozens,
+# and each WAL frame is one write.
+PAGE_SIZE = 16384
+
+
+def hydrate(conn: sqlite3.Connection, entries: list[Stored]) -> list[Stored]:
+    """Put kept-aside data back into the JSON of the entries that have some."""
+    for s in entries:
+        if s.rtype in binary_data.SPLIT_TYPES and s.json is not None:
+            row = conn.execute(
+                "SELECT data FROM resource_data WHERE rtype = ? AND id = ? AND version = ?",
+                (s.rtype, s.id, s.version),
+            ).fetchone()
+            if row is not None:
+                s.data = row[0]
+    return entries
+
 
 INDEX_TABLES = ("token", "ref", "string", "date")
 
@@ -135,6 +157,7 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect on a new file only
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
@@ -261,7 +284,9 @@ class SqliteStore:
         resource = w.resource
         if w.chain is not None and resource is not None:
             resource = self._link(conn, w.chain, t, w.id, resource)
-        content = orjson.dumps(resource) if resource is not None else None
+        content, raw = (
+            binary_data.kept_apart(t, resource, w.data) if resource is not None else (None, None)
+        )
         deleted = w.kind == "delete"
         patient = None if deleted else w.index.patient
         if row is None:
@@ -288,7 +313,22 @@ class SqliteStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (w.id, w.version, w.last_updated, int(deleted), method, content),
         )
-        return Stored(t, w.id, w.version, w.last_updated, deleted, content, method, resource)
+        if raw is not None:
+            conn.execute(
+                "INSERT INTO resource_data (rtype, id, version, data) VALUES (?, ?, ?, ?)",
+                (t, w.id, w.version, raw),
+            )
+        return Stored(
+            t,
+            w.id,
+            w.version,
+            w.last_updated,
+            deleted,
+            content,
+            method,
+            resource if w.data is None else None,  # without its data: rebuilt when asked
+            data=raw,
+        )
 
     @staticmethod
     def _link(
@@ -360,7 +400,7 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            return Stored(rtype, id, row[0], row[1], bool(row[2]), row[3])
+            return hydrate(conn, [Stored(rtype, id, row[0], row[1], bool(row[2]), row[3])])[0]
 
         return await self._run_read(q)
 
@@ -373,7 +413,9 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            return Stored(rtype, id, version, row[0], bool(row[1]), row[2], row[3])
+            return hydrate(
+                conn, [Stored(rtype, id, version, row[0], bool(row[1]), row[2], row[3])]
+            )[0]
 
         return await self._run_read(q)
 
@@ -410,6 +452,7 @@ class SqliteStore:
             more = len(rows) > count
             rows = rows[:count]
             entries = [Stored(rtype, r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
+            hydrate(conn, entries)
             return HistoryPage(entries, str(rows[-1][0]) if more and rows else None)
 
         return await self._run_read(q)
@@ -462,7 +505,7 @@ class SqliteStore:
                 "WHERE deleted = 0 AND rid > ? ORDER BY rid LIMIT ?",
                 (int(after or 0), count),
             ).fetchall()
-            entries = [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows]
+            entries = hydrate(conn, [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows])
             return entries, (str(rows[-1][0]) if len(rows) == count else None)
 
         return await self._run_read(q)
@@ -477,6 +520,7 @@ class SqliteStore:
                         conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
                 conn.execute(f'DELETE FROM "{rtype}" WHERE id = ?', (id,))
                 conn.execute(f'DELETE FROM "{rtype}_history" WHERE id = ?', (id,))
+                conn.execute("DELETE FROM resource_data WHERE rtype = ? AND id = ?", (rtype, id))
                 conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (rtype, id))
                 conn.execute("COMMIT")
             except BaseException:
@@ -491,5 +535,12 @@ class SqliteStore:
             # (~0.1 ms): run it on the event loop's own connection. The hop to a reader
             # thread costs as much as the query, and under load the two threads trade the
             # GIL in 5 ms switch intervals, which is what the tail latency was made of.
-            return self._guard(lambda conn: sqlite_search.execute(conn, plan), False)
-        return await self._run_read(lambda conn: sqlite_search.execute(conn, plan))
+            return self._guard(lambda conn: _search(conn, plan), False)
+        return await self._run_read(lambda conn: _search(conn, plan))
+
+
+def _search(conn: sqlite3.Connection, plan: Any) -> Any:
+    result = sqlite_search.execute(conn, plan)
+    hydrate(conn, result.entries)
+    hydrate(conn, result.included)
+    return result
