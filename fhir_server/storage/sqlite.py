@@ -162,6 +162,7 @@ class SqliteStore:
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=268435456")
         with self._lock:
