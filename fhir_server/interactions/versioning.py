@@ -3,6 +3,8 @@ terms and unique keys, as one Write for the store (pure)."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from typing import Any
 
@@ -12,7 +14,14 @@ from fhir_server.storage.port import Stored, Write, WriteKind
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+    Ids made close in time sort close together, so every index keyed by id grows at its
+    end: a filing dirties a few hot pages instead of one random page per index."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | rand & ~(0xF << 76 | 0x3 << 62)
+    value |= 0x7 << 76 | 0x2 << 62  # version 7, RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 def stamp(resource: dict[str, Any], id: str, version: int, last_updated: str) -> dict[str, Any]:

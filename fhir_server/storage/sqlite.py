@@ -1,8 +1,8 @@
 """The embedded store: stdlib sqlite3 in WAL mode.
 
-One writer connection on its own thread serialises every commit (BEGIN IMMEDIATE), so
-preconditions and unique keys are checked inside the transaction that writes; readers use
-per-thread connections and never block the writer (WAL). Per resource type: a current
+One writer connection serialises every commit (BEGIN IMMEDIATE, group commit: see
+`sqlite_writer`), so preconditions and unique keys are checked inside the transaction that
+writes; readers use per-thread connections and never block the writer (WAL). Per resource type: a current
 table, an append-only history table and the index tables that search compiles against.
 """
 
@@ -31,6 +31,7 @@ from fhir_server.storage.port import (
     VersionConflict,
     Write,
 )
+from fhir_server.storage.sqlite_writer import GroupWriter
 
 T = TypeVar("T")
 
@@ -51,15 +52,6 @@ def _one_copy(served: Any, kept: Any) -> bytes:
     if served[0] != kept[0]:
         return orjson.dumps({**orjson.loads(served[0]), "_diverging_copies": True})
     return served[0]
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller went away (cancelled request)
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def table_ddl(rtype: str) -> list[str]:
@@ -120,10 +112,6 @@ COMMON_DDL = [
         UNIQUE (rtype, id, version))""",
 ]
 
-# Pages of 16 KiB (new databases only): a filed document spans a few pages, not dozens,
-# and each WAL frame is one write.
-PAGE_SIZE = 16384
-
 
 def hydrate(conn: sqlite3.Connection, entries: list[Stored]) -> list[Stored]:
     """Put kept-aside data back into the JSON of the entries that have some."""
@@ -145,19 +133,17 @@ class SqliteStore:
     def __init__(self, path: Path | str, *, synchronous: str = "FULL", readers: int = 4):
         self.path = str(path)
         self.synchronous = synchronous
-        self._writer_exec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader_exec = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
-        self._writer: sqlite3.Connection | None = None
+        in_memory = self.path == ":memory:" or self.path.startswith("file:")
+        self._writes = GroupWriter(None if in_memory else self.path + "-writer.lock")
         self._all_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._pending: list[tuple[Sequence[Write], asyncio.Future[list[Stored]], Any]] = []
 
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect on a new file only
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
@@ -175,19 +161,12 @@ class SqliteStore:
             conn = self._local.conn = self._connect()
         return conn
 
-    async def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_exec, self._guard, fn, True)
-
     async def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_exec, self._guard, fn, False)
+        return await loop.run_in_executor(self._reader_exec, self._guard, fn)
 
-    def _guard(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+    def _guard(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            if write:
-                assert self._writer is not None, "store not open"
-                return fn(self._writer)
             return fn(self._reader())
         except sqlite3.OperationalError as exc:
             # locked beyond busy_timeout, disk I/O error, unreadable file: a 503, not a 500
@@ -198,15 +177,15 @@ class SqliteStore:
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
-        def setup(_: Any) -> None:
-            self._writer = self._connect()
+        def setup() -> sqlite3.Connection:
+            conn = self._connect()
             ddl = list(COMMON_DDL)
             for rtype in RESOURCE_TYPES:
                 ddl.extend(table_ddl(rtype))
-            self._writer.executescript("BEGIN;" + ";".join(ddl) + ";COMMIT;")
+            conn.executescript("BEGIN;" + ";".join(ddl) + ";COMMIT;")
+            return conn
 
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer_exec, setup, None)
+        await self._writes.open(setup)
 
     async def close(self) -> None:
         with self._lock:
@@ -214,7 +193,7 @@ class SqliteStore:
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-        self._writer_exec.shutdown(wait=False)
+        self._writes.close()
         self._reader_exec.shutdown(wait=False)
 
     async def ping(self) -> bool:
@@ -226,39 +205,10 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
-        """Group commit: batches queued while the writer is busy share one transaction
-        (one fsync), each inside its own savepoint so one batch's failure touches no other;
-        every caller is answered only once the transaction holding its batch is durable."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Stored]] = loop.create_future()
-        with self._lock:
-            self._pending.append((writes, future, loop))
-        loop.run_in_executor(self._writer_exec, self._drain)
-        return await future
-
-    def _drain(self) -> None:
-        with self._lock:
-            group, self._pending = self._pending, []
-        if not group:
-            return
-        outcomes: list[tuple[list[Stored] | None, BaseException | None]] = []
-        try:
-            conn = self._writer
-            assert conn is not None, "store not open"
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for writes, _, _ in group:
-                    outcomes.append(self._apply_batch(conn, writes))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except BaseException as exc:  # the group as a whole did not commit
-            failure = StoreUnavailable(f"SQLite: {exc}") if isinstance(exc, sqlite3.Error) else exc
-            outcomes = [(None, failure)] * len(group)
-        for (_, future, loop), (stored, error) in zip(group, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, stored, error)
+        """Group commit (see `sqlite_writer`): this batch in its own savepoint of the next
+        transaction; answered once that transaction is durable."""
+        result: list[Stored] = await self._writes.run(lambda conn: self._apply_batch(conn, writes))
+        return result
 
     def _apply_batch(
         self, conn: sqlite3.Connection, writes: Sequence[Write]
@@ -512,23 +462,18 @@ class SqliteStore:
         return await self._run_read(q)
 
     async def purge(self, rtype: str, id: str) -> None:
-        def go(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(f'SELECT rid FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
-                if row:
-                    for kind in INDEX_TABLES:
-                        conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
-                conn.execute(f'DELETE FROM "{rtype}" WHERE id = ?', (id,))
-                conn.execute(f'DELETE FROM "{rtype}_history" WHERE id = ?', (id,))
-                conn.execute("DELETE FROM resource_data WHERE rtype = ? AND id = ?", (rtype, id))
-                conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (rtype, id))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def remove(conn: sqlite3.Connection) -> tuple[None, None]:
+            row = conn.execute(f'SELECT rid FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
+            if row:
+                for kind in INDEX_TABLES:
+                    conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
+            conn.execute(f'DELETE FROM "{rtype}" WHERE id = ?', (id,))
+            conn.execute(f'DELETE FROM "{rtype}_history" WHERE id = ?', (id,))
+            conn.execute("DELETE FROM resource_data WHERE rtype = ? AND id = ?", (rtype, id))
+            conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (rtype, id))
+            return None, None
 
-        await self._run_write(go)
+        await self._writes.run(remove)
 
     async def search(self, plan: Any) -> Any:
         if sqlite_search.is_bounded(plan):
@@ -536,7 +481,7 @@ class SqliteStore:
             # (~0.1 ms): run it on the event loop's own connection. The hop to a reader
             # thread costs as much as the query, and under load the two threads trade the
             # GIL in 5 ms switch intervals, which is what the tail latency was made of.
-            return self._guard(lambda conn: _search(conn, plan), False)
+            return self._guard(lambda conn: _search(conn, plan))
         return await self._run_read(lambda conn: _search(conn, plan))
 
 

@@ -1,0 +1,180 @@
+"""The embedded store's one writer: group commit, with the work split between two threads.
+
+Batches queued while a transaction is being made durable share the next transaction (one
+fsync for the group), each in its own savepoint so that one batch's failure touches no
+other; every caller is answered once the transaction holding its batch is durable.
+
+Applying a group (its INSERTs, a few hundred microseconds of SQLite per filing) runs on
+the event loop thread that queued it. From a second thread, each of the ~100 statements of a
+filing had to win the GIL back from the loop, which made applying a filing take
+milliseconds. The COMMIT (WAL write and fsync, no Python) runs on the writer thread, so the
+loop serves other requests while the disk works, and what they queue forms the next group.
+
+Processes sharing the file (`serve --workers N`, `dmp-fhir import` beside a server) take
+turns through a lock on a side file: a waiting process is woken the moment the other one
+commits, where SQLite's own busy handler would poll it with sleeps of 1 to 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fhir_server.storage.port import StoreUnavailable
+
+# A job applies one batch inside the open transaction: (result, None), or (None, error)
+# for an error of that batch alone (its savepoint rolled back); raising aborts the group.
+Outcome = tuple[Any, BaseException | None]
+Job = Callable[[sqlite3.Connection], Outcome]
+Queued = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller went away (cancelled request)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _failure(exc: BaseException) -> BaseException:
+    return StoreUnavailable(f"SQLite: {exc}") if isinstance(exc, sqlite3.Error) else exc
+
+
+class GroupWriter:
+    def __init__(self, turn_path: str | None) -> None:
+        self.conn: sqlite3.Connection | None = None
+        self._turn_path = turn_path
+        self._turn_fd: int | None = None
+        self._exec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._lock = threading.Lock()
+        self._pending: list[Queued] = []
+        # one group at a time is applied then committed; whoever sets this drives the next
+        self._busy = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self, setup: Callable[[], sqlite3.Connection]) -> None:
+        def go() -> None:
+            if self._turn_path is not None:
+                self._turn_fd = os.open(self._turn_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._take_turn()
+            try:
+                self.conn = setup()
+            finally:
+                self._release_turn()
+
+        await asyncio.get_running_loop().run_in_executor(self._exec, go)
+
+    def close(self) -> None:
+        self._exec.shutdown(wait=False)
+        if self._turn_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._turn_fd)
+            self._turn_fd = None
+
+    # -- the turn between processes ------------------------------------------------------
+
+    def _try_turn(self) -> bool:
+        if self._turn_fd is None:
+            return True
+        try:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _take_turn(self) -> None:
+        if self._turn_fd is not None:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_EX)
+
+    def _release_turn(self) -> None:
+        if self._turn_fd is not None:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
+
+    # -- groups --------------------------------------------------------------------------
+
+    async def run(self, job: Job) -> Any:
+        """Apply `job` in the next group; its result once that group is durable."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._pending.append((job, future, loop))
+            start = not self._busy
+            self._busy = True
+        if start:
+            if self._try_turn():
+                self._apply_group()
+            else:  # another process is writing: wait for it off the event loop
+                self._exec.submit(self._turn_then_hand_over)
+        return await future
+
+    def _apply_group(self) -> None:
+        """On an event loop thread, holding the turn: apply the queued jobs in one open
+        transaction, then hand the COMMIT to the writer thread."""
+        with self._lock:
+            group, self._pending = self._pending, []
+        conn = self.conn
+        try:
+            assert conn is not None, "store not open"
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [job(conn) for job, _, _ in group]
+        except BaseException as exc:  # the group as a whole cannot commit
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._release_turn()
+            self._answer(group, [(None, _failure(exc))] * len(group))
+            self._exec.submit(self._next)
+            return
+        self._exec.submit(self._commit, group, outcomes)
+
+    def _commit(self, group: list[Queued], outcomes: list[Outcome]) -> None:
+        """On the writer thread: make the group durable, answer it, start the next."""
+        conn = self.conn
+        assert conn is not None
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            outcomes = [(None, _failure(exc))] * len(group)
+        self._release_turn()
+        self._answer(group, outcomes)
+        self._next()
+
+    def _next(self) -> None:
+        """On the writer thread: end the run of groups, or start the next one."""
+        with self._lock:
+            if not self._pending:
+                self._busy = False
+                return
+        self._turn_then_hand_over()
+
+    def _turn_then_hand_over(self) -> None:
+        """On the writer thread: wait for the turn, then have a loop apply the group."""
+        self._take_turn()
+        with self._lock:
+            loops = list(dict.fromkeys(loop for _, _, loop in self._pending))
+        for loop in loops:
+            try:
+                loop.call_soon_threadsafe(self._apply_group)
+                return
+            except RuntimeError:  # that loop is closed
+                continue
+        self._apply_group()  # no live loop left to do it: do it here
+
+    @staticmethod
+    def _answer(group: list[Queued], outcomes: list[Outcome]) -> None:
+        for (_, future, loop), (result, error) in zip(group, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # a closed loop has no one to answer
+                loop.call_soon_threadsafe(_settle, future, result, error)
