@@ -31,7 +31,11 @@ from fhir_server.storage.port import (
     VersionConflict,
     Write,
 )
-from fhir_server.storage.sqlite_writer import GroupWriter
+from fhir_server.storage.sqlite_writer import (
+    BACKSTOP_CHECKPOINT_PAGES,
+    Checkpointer,
+    GroupWriter,
+)
 
 T = TypeVar("T")
 
@@ -189,9 +193,11 @@ class SqliteStore:
             for rtype in RESOURCE_TYPES:
                 ddl.extend(table_ddl(rtype))
             conn.executescript("BEGIN;" + ";".join(ddl) + ";COMMIT;")
+            conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
             return conn
 
         await self._writes.open(setup)
+        self._writes.checkpointer = Checkpointer(self._connect)
 
     async def close(self) -> None:
         with self._lock:

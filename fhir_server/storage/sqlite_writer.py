@@ -10,6 +10,10 @@ filing had to win the GIL back from the loop, which made applying a filing take
 milliseconds. The COMMIT (WAL write and fsync, no Python) runs on the writer thread, so the
 loop serves other requests while the disk works, and what they queue forms the next group.
 
+Checkpoints (copying the WAL back into the database file, and syncing it) run on a thread
+of their own, off that path: inside a COMMIT, the group that crossed the threshold paid for
+the whole copy. The automatic checkpoint stays as a backstop at a much larger WAL size.
+
 Processes sharing the file (`serve --workers N`, `dmp-fhir import` beside a server) take
 turns through a lock on a side file: a waiting process is woken the moment the other one
 commits, where SQLite's own busy handler would poll it with sleeps of 1 to 100 ms.
@@ -23,11 +27,17 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fhir_server.storage.port import StoreUnavailable
+
+# WAL size (pages) at which a COMMIT checkpoints by itself, should the checkpointer lag
+BACKSTOP_CHECKPOINT_PAGES = 16384
+# the checkpointer runs at most this often (seconds): each run copies what has accumulated
+CHECKPOINT_INTERVAL_S = 0.2
 
 # A job applies one batch inside the open transaction: (result, None), or (None, error)
 # for an error of that batch alone (its savepoint rolled back); raising aborts the group.
@@ -49,9 +59,47 @@ def _failure(exc: BaseException) -> BaseException:
     return StoreUnavailable(f"SQLite: {exc}") if isinstance(exc, sqlite3.Error) else exc
 
 
+class Checkpointer:
+    """Copies the WAL into the database file after commits, on its own connection and
+    thread (PASSIVE: never waits for readers or the writer)."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._wanted = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wanted.set()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wanted.wait()
+                if self._stopped:
+                    return
+                self._wanted.clear()
+                if conn is None:
+                    conn = self._connect()
+                with contextlib.suppress(sqlite3.Error):  # busy or failed: the next one will
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                time.sleep(CHECKPOINT_INTERVAL_S)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+
 class GroupWriter:
     def __init__(self, turn_path: str | None) -> None:
         self.conn: sqlite3.Connection | None = None
+        self.checkpointer: Checkpointer | None = None
         self._turn_path = turn_path
         self._turn_fd: int | None = None
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -75,6 +123,8 @@ class GroupWriter:
         await asyncio.get_running_loop().run_in_executor(self._exec, go)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self._exec.shutdown(wait=False)
         if self._turn_fd is not None:
             with contextlib.suppress(OSError):
@@ -149,6 +199,8 @@ class GroupWriter:
                     conn.execute("ROLLBACK")
             outcomes = [(None, _failure(exc))] * len(group)
         self._release_turn()
+        if self.checkpointer is not None:
+            self.checkpointer.poke()
         self._answer(group, outcomes)
         self._next()
 

@@ -157,3 +157,51 @@ def test_concurrent_updates_lose_nothing(store):
 
 def test_ping(store):
     assert run(store, lambda s: s.ping()) is True
+
+
+def _binary(id: str, version: int, data: bytes | None, raw: bool) -> Write:
+    import base64
+
+    resource: dict[str, Any] = {
+        "resourceType": "Binary",
+        "id": id,
+        "meta": {"versionId": str(version)},
+        "contentType": "application/pdf",
+    }
+    if data is not None and not raw:
+        resource["data"] = base64.b64encode(data).decode()
+    kind = "create" if version == 1 else "update"
+    return Write(
+        kind,
+        "Binary",
+        id,
+        version,
+        f"2026-01-01T00:00:0{version}.000000+00:00",
+        resource,
+        expected_version=None if version == 1 else version - 1,
+        data=data if raw else None,
+    )
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["base64-in-json", "raw-bytes"])
+def test_binary_bytes_come_back_through_every_read(store, raw):
+    import base64
+
+    from fhir_server.search.plan import parse_query
+
+    first, second = bytes(range(256)) * 400, b"%PDF-1.7 second version"
+
+    async def body(s):
+        [made] = await s.commit([_binary("b", 1, first, raw)])
+        assert base64.b64decode(made.resource["data"]) == first
+        await s.commit([_binary("b", 2, second, raw)])
+        current = await s.read("Binary", "b")
+        assert base64.b64decode(current.resource["data"]) == second
+        assert current.resource["contentType"] == "application/pdf"
+        assert base64.b64decode((await s.vread("Binary", "b", 1)).resource["data"]) == first
+        page = await s.history("Binary", "b", count=10)
+        assert [base64.b64decode(e.resource["data"]) for e in page.entries] == [second, first]
+        found = await s.search(parse_query("Binary", [("_id", "b")]))
+        assert [base64.b64decode(e.resource["data"]) for e in found.entries] == [second]
+
+    run(store, body)
