@@ -1,6 +1,6 @@
 """CDA ingestion throughput, each figure beside a floor measured in the same run.
 
-    /work/venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 8] [--no-peer]
+    .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 8] [--workers 1 2] [--no-peer]
 
 Document: the ANS CR-BIO TSH example (../shared/fixtures), its ClinicalDocument/id varied
 so that every document is new.
@@ -9,8 +9,9 @@ so that every document is new.
   of the bytes, committed per document with the server's durability (WAL, synchronous=FULL)
 - mapping: `map_cda` in process (parse, header, validation, PDSm mapping), no storage
 - http: `POST /fhir/DocumentReference/$import-cda` into the embedded store, the server
-  (`dmp-fhir serve`, one process) in a subprocess on a free loopback port with a temporary
-  data dir, driven by `wrk` with a Lua script that varies the document id per request
+  (`dmp-fhir serve --workers N`, N = 1 and 2 by default) in a subprocess on a free loopback
+  port with a temporary data dir, driven by `wrk` with a Lua script that varies the
+  document id per request; a laboratory's token, so the DMP policy and audit are measured
 - peer: python-fhir-converter (PyPI) converting the same CDA, in its own virtualenv
   (benchmarks/.venv-peer, created on first run: it pins lxml 5.3)
 
@@ -250,7 +251,13 @@ def main() -> None:
     args.add_argument("--seconds", type=int, default=10, help="wrk duration")
     args.add_argument("--connections", type=int, default=8)
     args.add_argument("--docs", type=int, default=400, help="documents for in-process rates")
-    args.add_argument("--workers", type=int, default=1, help="server processes")
+    args.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server process counts to measure (default: 1 and 2)",
+    )
     args.add_argument("--no-peer", action="store_true")
     opts = args.parse_args()
 
@@ -264,7 +271,11 @@ def main() -> None:
             for i in range(2)
         )
         mapping = max(mapping_rate(docs) for _ in range(2))
-        http, bad = http_rate(data, tmp, opts.seconds, opts.connections, opts.workers)
+        http = {
+            n: http_rate(data, tmp / f"w{n}", opts.seconds, opts.connections, n)
+            for n in opts.workers
+            if (tmp / f"w{n}").mkdir() is None
+        }
     peer, note = (None, "skipped (--no-peer)") if opts.no_peer else peer_rate(example, 5)
 
     table = Table(title=f"CDA ingestion, {NAME} ({len(data) // 1024} KiB), {os.cpu_count()} CPUs")
@@ -274,19 +285,21 @@ def main() -> None:
         "floor", f"{floor:,.0f}", "1.00", "lxml parse + SHA-1 + 1 SQLite insert (WAL, FULL)"
     )
     table.add_row("mapping only", f"{mapping:,.0f}", f"{mapping / floor:.2f}", "map_cda in process")
-    target = "meets" if http >= 300 and http / floor >= 0.6 else "BELOW"
-    table.add_row(
-        "HTTP $import-cda",
-        f"{http:,.0f}",
-        f"{http / floor:.2f}",
-        f"{opts.workers} server process(es); wrk -t2 -c{opts.connections} {opts.seconds}s; "
-        f"{bad} non-2xx; target >=300 & >=0.60: {target}",
-    )
+    for n, (rate_n, bad) in http.items():
+        target = "meets" if rate_n >= 300 and rate_n / floor >= 0.6 else "BELOW"
+        table.add_row(
+            f"HTTP $import-cda, {n} process{'es' if n > 1 else ''}",
+            f"{rate_n:,.0f}",
+            f"{rate_n / floor:.2f}",
+            f"serve --workers {n}; wrk -t2 -c{opts.connections} {opts.seconds}s; "
+            f"{bad} non-2xx; target >=300 & >=0.60: {target}",
+        )
+    best = max(r for r, _ in http.values())
     if peer is None:
         table.add_row("peer", "-", "-", note)
     else:
         table.add_row("peer python-fhir-converter", f"{peer:,.0f}", f"{peer / floor:.2f}", note)
-        table.caption = f"HTTP ingest / peer conversion = {http / peer:.1f}x"
+        table.caption = f"best HTTP ingest / peer conversion = {best / peer:.1f}x"
     console.print(table)
 
 

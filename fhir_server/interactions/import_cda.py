@@ -9,6 +9,7 @@ also when two filings race: the database's unique keys decide, never a read-then
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -18,7 +19,7 @@ from fhir_server.fhir import mhd
 from fhir_server.fhir.server_fields import on_create
 from fhir_server.interactions import guard, replacement
 from fhir_server.interactions.context import Context
-from fhir_server.interactions.create import duplicate_error, existing, existing_for
+from fhir_server.interactions.create import duplicate_error, existing_for
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.versioning import make_write, new_id
@@ -27,8 +28,10 @@ from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, W
 CDA_MEDIA_TYPES = mhd.CDA_MEDIA_TYPES
 DOCUMENT_KEY = "DocumentReference.uniqueId|"
 PATIENT_KEY = "Patient.ins|"
-# a race can cost one retry (patient created meanwhile, replaced document changed meanwhile)
-ATTEMPTS = 3
+# a race can cost a retry (patient created meanwhile, replaced document changed meanwhile,
+# the same document being written by another filing)
+ATTEMPTS = 5
+RETRY_PAUSE_S = 0.01
 
 
 @dataclass
@@ -112,7 +115,7 @@ async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> Prep
 async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> WriteOutcome:
     """File a CDA: 201 with the new DocumentReference, or 200 with the one already filed."""
     mapping = map_for_import(ctx, data, labels)
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         prepared = await prepare_import(ctx, mapping, data)
         if prepared.existing is not None:
             return WriteOutcome(200, await existing_for(ctx, prepared.existing), "Already filed")
@@ -121,7 +124,12 @@ async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> W
             stored = await ctx.store.commit(writes)
         except UniqueViolation as exc:
             if exc.key.startswith(DOCUMENT_KEY):  # a concurrent filing of the same document won
-                found = await existing(ctx, exc.rtype, exc.id)
+                found = await ctx.store.read(exc.rtype, exc.id)
+                if found is None or found.deleted:
+                    # its writes are not all visible yet (MongoDB without transactions
+                    # reserves keys first): look again in a moment
+                    await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
+                    continue
                 return WriteOutcome(200, await existing_for(ctx, found), "Already filed")
             if exc.key.startswith(PATIENT_KEY):  # a concurrent filing created the Patient
                 ctx.extras.pop("records", None)

@@ -147,6 +147,12 @@ class SqliteStore:
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        conn = self._open_connection()
+        with self._lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _open_connection(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -155,8 +161,6 @@ class SqliteStore:
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=268435456")
-        with self._lock:
-            self._all_conns.append(conn)
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -197,15 +201,15 @@ class SqliteStore:
             return conn
 
         await self._writes.open(setup)
-        self._writes.checkpointer = Checkpointer(self._connect)
+        self._writes.checkpointer = Checkpointer(self._open_connection)
 
     async def close(self) -> None:
+        self._writes.close()  # first: it stops the checkpointer, which owns a connection
         with self._lock:
             conns, self._all_conns = self._all_conns, []
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-        self._writes.close()
         self._reader_exec.shutdown(wait=False)
 
     async def ping(self) -> bool:
@@ -237,13 +241,12 @@ class SqliteStore:
 
     def _apply(self, conn: sqlite3.Connection, w: Write) -> Stored:
         t = w.rtype
-        row = conn.execute(f'SELECT rid, version FROM "{t}" WHERE id = ?', (w.id,)).fetchone()
-        actual = row[1] if row else None
-        if w.kind == "create":
-            if row is not None:
-                raise VersionConflict(t, w.id, None, actual)
-        elif actual != w.expected_version:
-            raise VersionConflict(t, w.id, w.expected_version, actual)
+        row = None  # a create's id is new: the UNIQUE(id) constraint catches a clash below
+        if w.kind != "create":
+            row = conn.execute(f'SELECT rid, version FROM "{t}" WHERE id = ?', (w.id,)).fetchone()
+            actual = row[1] if row else None
+            if actual != w.expected_version:
+                raise VersionConflict(t, w.id, w.expected_version, actual)
         resource = w.resource
         if w.chain is not None and resource is not None:
             resource = self._link(conn, w.chain, t, w.id, resource)
@@ -253,11 +256,17 @@ class SqliteStore:
         deleted = w.kind == "delete"
         patient = None if deleted else w.index.patient
         if row is None:
-            rid = conn.execute(
-                f'INSERT INTO "{t}" (id, version, last_updated, deleted, patient, content) '
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (w.id, w.version, w.last_updated, int(deleted), patient, content),
-            ).lastrowid
+            try:
+                rid = conn.execute(
+                    f'INSERT INTO "{t}" (id, version, last_updated, deleted, patient, content) '
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (w.id, w.version, w.last_updated, int(deleted), patient, content),
+                ).lastrowid
+            except sqlite3.IntegrityError:
+                held = conn.execute(f'SELECT version FROM "{t}" WHERE id = ?', (w.id,)).fetchone()
+                raise VersionConflict(
+                    t, w.id, w.expected_version, held[0] if held else None
+                ) from None
         else:
             rid = row[0]
             conn.execute(
@@ -314,7 +323,8 @@ class SqliteStore:
         return linked
 
     def _write_keys(self, conn: sqlite3.Connection, w: Write) -> None:
-        conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (w.rtype, w.id))
+        if w.kind != "create":  # a new id holds no key yet
+            conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (w.rtype, w.id))
         if w.kind == "delete":
             return
         for key in w.unique_keys:

@@ -27,7 +27,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -61,12 +60,13 @@ def _failure(exc: BaseException) -> BaseException:
 
 class Checkpointer:
     """Copies the WAL into the database file after commits, on its own connection and
-    thread (PASSIVE: never waits for readers or the writer)."""
+    thread (PASSIVE: never waits for readers or the writer). The thread alone opens and
+    closes that connection: closing it from elsewhere mid-checkpoint would crash SQLite."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
         self._wanted = threading.Event()
-        self._stopped = False
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
 
@@ -74,22 +74,23 @@ class Checkpointer:
         self._wanted.set()
 
     def stop(self) -> None:
-        self._stopped = True
+        self._stopping.set()
         self._wanted.set()
+        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         try:
             while True:
                 self._wanted.wait()
-                if self._stopped:
+                if self._stopping.is_set():
                     return
                 self._wanted.clear()
                 if conn is None:
                     conn = self._connect()
                 with contextlib.suppress(sqlite3.Error):  # busy or failed: the next one will
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                time.sleep(CHECKPOINT_INTERVAL_S)
+                self._stopping.wait(CHECKPOINT_INTERVAL_S)
         finally:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
