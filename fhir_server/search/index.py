@@ -233,7 +233,10 @@ def extract_terms(rtype: str, resource: dict[str, Any]) -> IndexTerms:
     acc = _Acc()
     for param in params_of(rtype).values():
         add = _ADDERS[param.type]
-        for value in values_at(resource, param):
+        values = values_at(resource, param)
+        if not values and param.absent is not None:
+            values = [param.absent]
+        for value in values:
             add(acc, resource, param, value)
     return IndexTerms(
         tokens=_dedupe(acc.tokens),

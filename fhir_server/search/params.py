@@ -11,8 +11,11 @@ flattened at every step, and `ext(URL)` selects the extensions with that url.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from fhir_server.fhir.metadata_rules import IS_ARCHIVED_URL
 
 ParamType = Literal["token", "reference", "date", "string", "uri"]
 
@@ -38,6 +41,8 @@ class SearchParam:
     compartment: bool = False
     # date: may be used in _sort
     sortable: bool = False
+    # token: the value indexed when the resource has none (an absent flag means false)
+    absent: str | None = None
 
 
 def _p(name: str, type: ParamType, paths: str, description: str, **kw: Any) -> SearchParam:
@@ -99,6 +104,16 @@ _DOCUMENT_REFERENCE = [
     _p("relation", "token", "relatesTo.code", "replaces | transforms | signs | appends"),
     _p("contenttype", "token", "content.attachment.contentType", "MIME type of the content"),
     _p("creation", "date", "content.attachment.creation", "Date the attachment was created"),
+    # PDSm ITI-67 additions (st_recherche_fiche)
+    _p(
+        "isArchived",
+        "token",
+        f"ext({IS_ARCHIVED_URL}).valueBoolean",
+        "Archived by the patient (PDSm isArchived extension; absent means false)",
+        absent="false",
+    ),
+    _p("period-start", "date", "context.period.start", "Start of the service documented"),
+    _p("period-end", "date", "context.period.end", "End of the service documented"),
 ]
 
 _PATIENT = [
@@ -239,8 +254,14 @@ def sortable(rtype: str) -> tuple[str, ...]:
     return ("_id", "_lastUpdated", *(p.name for p in params_of(rtype).values() if p.sortable))
 
 
+def _fhirpath(path: str) -> str:
+    """Our path notation in FHIRPath: ext(URL) -> extension('URL'), valueX -> value.ofType(x)."""
+    path = re.sub(r"ext\(([^)]*)\)", r"extension('\1')", path)
+    return re.sub(r"\bvalue([A-Z])(\w*)", lambda m: f"value.ofType({m[1].lower()}{m[2]})", path)
+
+
 def expression(rtype: str, param: SearchParam) -> str:
-    return " | ".join(f"{rtype}.{path}" for path in param.paths)
+    return " | ".join(f"{rtype}.{_fhirpath(path)}" for path in param.paths)
 
 
 def describe_params(rtype: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from fhir_server.fhir.metadata_rules import IS_ARCHIVED_URL
 from fhir_server.interactions.versioning import make_write, new_id
 from tests.conftest import FHIR_JSON, INS_TEST_SYSTEM, VALID_INS, nir_with_key, patient
 from tests.search.fixtures import CLASS_SYSTEM, LOINC, MASK_SYSTEM, RPPS, document
@@ -209,6 +210,41 @@ def test_period_semantics(client, world):
     }
     search(client, q(w, "date=2024-13"), status=400)
     search(client, q(w, "date=zz2024"), status=400)
+
+
+def test_pdsm_period_start_and_end(client, world):
+    w = world
+    # letter: May 1-2; lab: from June 1 08:00Z, no end; masked: no start, until May 19
+    assert set(ids(search(client, q(w, "period-start=ge2024-06-01")))) == {w["lab"]}
+    assert set(ids(search(client, q(w, "period-start=lt2024-05-15")))) == {w["letter"]}
+    assert set(ids(search(client, q(w, "period-end=le2024-05-19")))) == {
+        w["letter"],
+        w["masked"],
+    }
+    assert set(ids(search(client, q(w, "period-end=ge2024-05-03")))) == {w["masked"]}
+    search(client, q(w, "period-start=2024-99"), status=400)
+
+
+def test_pdsm_is_archived(client, world):
+    w = world
+    current = {w["letter"], w["lab"], w["masked"]}
+    assert set(ids(search(client, q(w, "isArchived=false")))) == current  # absent = false
+    assert ids(search(client, q(w, "isArchived=true"))) == []
+    archive = [
+        {
+            "op": "add",
+            "path": "/extension/-",
+            "value": {"url": IS_ARCHIVED_URL, "valueBoolean": True},
+        }
+    ]
+    r = client.patch(
+        f"{DR}/{w['letter']}",
+        json=archive,
+        headers={"content-type": "application/json-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+    assert ids(search(client, q(w, "isArchived=true"))) == [w["letter"]]
+    assert set(ids(search(client, q(w, "isArchived=false")))) == current - {w["letter"]}
 
 
 def test_last_updated_and_id(client, world):
