@@ -16,7 +16,9 @@ the whole copy. The automatic checkpoint stays as a backstop at a much larger WA
 
 Processes sharing the file (`serve --workers N`, `dmp-fhir import` beside a server) take
 turns through a lock on a side file: a waiting process is woken the moment the other one
-commits, where SQLite's own busy handler would poll it with sleeps of 1 to 100 ms.
+commits, where SQLite's own busy handler would poll it with sleeps of 1 to 100 ms. A writer
+outside this scheme (an `sqlite3` shell holding the database) is waited for by SQLite's
+busy timeout, on the event loop: do not write to a live server's file by hand.
 """
 
 from __future__ import annotations
