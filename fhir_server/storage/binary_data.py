@@ -2,9 +2,10 @@
 
 A Binary's `data` is the whole document (a CDA of 100+ KiB). Written as base64 inside the
 JSON of both the current row and the history row, it tripled what every filing wrote and
-cost a base64 encoding and decoding per filing. Stores keep the JSON without `data` and the
-raw bytes once per version; `with_data` puts them back when a JSON form is asked for, so
-callers see the resource as it was written.
+cost a base64 encoding and decoding per filing. The SQLite store keeps the JSON without
+`data` and the raw bytes once per version (`kept_apart`); `with_data` puts them back when a
+JSON form is asked for, so callers see the resource as it was written. The MongoDB store
+still writes documents whole (`inline_json`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Batches queued while a transaction is being made durable share the next transact
 fsync for the group), each in its own savepoint so that one batch's failure touches no
 other; every caller is answered once the transaction holding its batch is durable.
 
-Applying a group (its INSERTs, a few hundred microseconds of SQLite per filing) runs on
+Applying a group (its INSERTs, under a millisecond of SQLite per filing) runs on
 the event loop thread that queued it. From a second thread, each of the ~100 statements of a
 filing had to win the GIL back from the loop, which made applying a filing take
 milliseconds. The COMMIT (WAL write and fsync, no Python) runs on the writer thread, so the
