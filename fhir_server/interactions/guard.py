@@ -36,7 +36,7 @@ from fhir_server.policy import (
 )
 from fhir_server.policy.facts import document_facts, patient_facts
 from fhir_server.policy.metadata import metadata_actions
-from fhir_server.storage.port import UniqueViolation, Write
+from fhir_server.storage.port import Stored, UniqueViolation, Write
 
 AUDIT_CHAIN = "audit"
 # roles that may put content into a record (dmp-rules.md, "may write")
@@ -164,6 +164,20 @@ def audit_write(
     )
     write = make_write("create", "AuditEvent", event_id, event, current=None, now=ctx.now_iso())
     return Write(**{**write.__dict__, "chain": AUDIT_CHAIN})
+
+
+async def audit_refiling(ctx: Context, stored: Stored) -> None:
+    """Record that a filer sent an already filed document again and got it back."""
+    decision = Decision.allow("refiling", "the same document (same bytes) sent again")
+    patient_id = patient_of("DocumentReference", stored.resource)
+    ref = f"DocumentReference/{stored.id}"
+    await ctx.store.commit(
+        [
+            audit_write(
+                ctx, decision, interaction="create", status=200, patient_id=patient_id, resource=ref
+            )
+        ]
+    )
 
 
 async def refuse(ctx: Context, decision: Decision, **audit: Any) -> FhirError:
@@ -521,6 +535,8 @@ async def authorize_write(
         writes += filing_notifications(ctx, patient_id, after, ref)
     if creating_record:
         writes.append(notification_write(ctx, notify.record_created(patient_id, ctx.clock())))
+        # the rest of this request (a transaction's other entries) sees the record open
+        ctx.extras.setdefault("records", {})[patient_id] = record
     return writes
 
 
@@ -530,11 +546,9 @@ async def authorize_new_record(
     """A Patient created on the way (a filing for an INS no record holds yet): check that
     the actor may open the record, and let the filing see the record as open."""
     pid = str(patient["id"])
-    writes = await authorize_write(
+    return await authorize_write(
         ctx, "create", "Patient", None, patient, f"Patient/{pid}", transaction
     )
-    ctx.extras.setdefault("records", {})[pid] = new_record(pid)
-    return writes
 
 
 def _write_actions(

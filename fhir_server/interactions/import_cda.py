@@ -19,7 +19,7 @@ from fhir_server.fhir import mhd
 from fhir_server.fhir.server_fields import on_create
 from fhir_server.interactions import guard, replacement
 from fhir_server.interactions.context import Context
-from fhir_server.interactions.create import duplicate_error, existing_for
+from fhir_server.interactions.create import already_filed, duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.versioning import make_write, new_id
@@ -118,7 +118,8 @@ async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> W
     for attempt in range(ATTEMPTS):
         prepared = await prepare_import(ctx, mapping, data)
         if prepared.existing is not None:
-            return WriteOutcome(200, await existing_for(ctx, prepared.existing), "Already filed")
+            answer = await already_filed(ctx, prepared.existing, mapping.document_reference)
+            return WriteOutcome(200, answer, "Already filed")
         writes = prepared.writes  # seam: append the AuditEvent write here, same commit
         try:
             stored = await ctx.store.commit(writes)
@@ -130,7 +131,8 @@ async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> W
                     # reserves keys first): look again in a moment
                     await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
                     continue
-                return WriteOutcome(200, await existing_for(ctx, found), "Already filed")
+                answer = await already_filed(ctx, found, mapping.document_reference)
+                return WriteOutcome(200, answer, "Already filed")
             if exc.key.startswith(PATIENT_KEY):  # a concurrent filing created the Patient
                 ctx.extras.pop("records", None)
                 continue

@@ -35,7 +35,7 @@ from fhir_server.fhir.ins import INS_SYSTEMS
 from fhir_server.fhir.uniqueness import ins_key, submission_set_key
 from fhir_server.interactions import guard, replacement, transaction
 from fhir_server.interactions.context import Context
-from fhir_server.interactions.create import duplicate_error
+from fhir_server.interactions.create import duplicate_error, refiled_by_filer
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.transaction import Entry
@@ -250,7 +250,7 @@ class ProvideDocument:
             )
         found = await replacement.filed(ctx, doc["masterIdentifier"])
         if found is not None:
-            self._already_filed(e, binaries, found, resolved)
+            self._already_filed(e, binaries, found, resolved, refiled_by_filer(ctx, found, doc))
             return
         await self._subject(ctx, doc, cda, by_url)
         if cda is not None and "relatesTo" not in doc:
@@ -285,14 +285,21 @@ class ProvideDocument:
         return binaries, cda
 
     def _already_filed(
-        self, e: Entry, binaries: list[Entry], found: Stored, resolved: dict[str, str]
+        self,
+        e: Entry,
+        binaries: list[Entry],
+        found: Stored,
+        resolved: dict[str, str],
+        refiled: bool,
     ) -> None:
         _as_existing(e, "DocumentReference", found.id, resolved)
+        e.refiled = refiled
         contents = (found.resource or {}).get("content") or []
         for binary, content in zip(binaries, contents, strict=False):
             url = (content.get("attachment") or {}).get("url") or ""
             if url.startswith("Binary/"):
                 _as_existing(binary, "Binary", url.split("/", 1)[1], resolved)
+                binary.refiled = refiled
 
     async def _subject(
         self,

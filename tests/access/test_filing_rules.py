@@ -55,3 +55,54 @@ def test_invisible_to_the_patient_until_the_month_is_over(dmp, token):
     assert listing.status_code in (200, 400)  # 400 until status is a known parameter
     if listing.status_code == 200:
         assert listing.json().get("entry", []) == []
+
+
+def test_a_lab_filing_the_same_document_again_gets_it_back(dmp, token):
+    # a retry after a lost answer: the lab reads nothing, but it holds these very bytes
+    system = token("system", organization=HOSPITAL)
+    first = _file(dmp, system, "cr-bio-n3.xml")
+    assert first.status_code == 201, first.text
+    again = _file(dmp, system, "cr-bio-n3.xml")
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    other_lab = token("system", sub="other-lab", organization="1990000026")
+    assert _file(dmp, other_lab, "cr-bio-n3.xml").json()["id"] == first.json()["id"]
+    # the refiling is in the patient's trail
+    pid = first.json()["subject"]["reference"].split("/")[1]
+    trail = dmp.get(f"/fhir/AuditEvent?patient={pid}", headers=token("patient", patient=pid))
+    assert trail.status_code == 200 and "refiling" in trail.text
+
+
+def test_different_bytes_under_a_filed_id_are_not_shown_to_a_lab(dmp, token):
+    system = token("system", organization=HOSPITAL)
+    data = (FIXTURES / "cr-bio-n3.xml").read_bytes()
+    assert _file(dmp, system, "cr-bio-n3.xml").status_code == 201
+    altered = data.replace(b"</ClinicalDocument>", b"<!-- altered --></ClinicalDocument>")
+    assert altered != data
+    r = dmp.post("/fhir/DocumentReference/$import-cda", content=altered, headers={**system, **CDA})
+    assert r.status_code == 403, r.text
+    assert "DocumentReference" not in r.text
+
+
+def test_a_lab_publishes_through_mhd_and_may_resend(dmp, token):
+    # ITI-65 with the Patient in the Bundle: the record opens before the SubmissionSet and
+    # the document are checked; ITI-65 and ITI-105 sent again answer with what was filed
+    from tests.ingest.test_mhd import provide_bundle, simplified
+
+    system = {**token("system", organization=HOSPITAL), "content-type": "application/fhir+json"}
+    data = (FIXTURES / "cr-bio-n3.xml").read_bytes()
+    first = dmp.post("/fhir", json=provide_bundle(data), headers=system)
+    assert first.status_code == 200, first.text
+    statuses = [e["response"]["status"] for e in first.json()["entry"]]
+    assert all(s.startswith("201") for s in statuses), statuses
+    again = dmp.post("/fhir", json=provide_bundle(data), headers=system)
+    assert again.status_code == 200, again.text
+    assert {e["response"]["status"] for e in again.json()["entry"]} >= {"200 OK"}
+    simple = dmp.post("/fhir/DocumentReference", json=simplified(data), headers=system)
+    assert simple.status_code == 200, simple.text
+    documents = [
+        e["resource"]["id"]
+        for e in first.json()["entry"]
+        if e.get("resource", {}).get("resourceType") == "DocumentReference"
+    ]
+    assert simple.json()["id"] in documents
