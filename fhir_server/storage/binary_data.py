@@ -2,10 +2,10 @@
 
 A Binary's `data` is the whole document (a CDA of 100+ KiB). Written as base64 inside the
 JSON of both the current row and the history row, it tripled what every filing wrote and
-cost a base64 encoding and decoding per filing. The SQLite store keeps the JSON without
-`data` and the raw bytes once per version (`kept_apart`); `with_data` puts them back when a
-JSON form is asked for, so callers see the resource as it was written. The MongoDB store
-still writes documents whole (`inline_json`).
+cost a base64 encoding and decoding per filing. Both stores keep the JSON without `data`
+and the raw bytes once per version (`kept_apart`): SQLite in its `resource_data` table,
+MongoDB in the version's history document; `with_data` puts them back when a JSON form is
+asked for, so callers see the resource as it was written.
 """
 
 from __future__ import annotations
@@ -44,9 +44,3 @@ def kept_apart(
         if decoded is not None:
             return orjson.dumps({k: v for k, v in resource.items() if k != "data"}), decoded
     return orjson.dumps(resource), None
-
-
-def inline_json(resource: dict[str, Any], raw: bytes | None) -> bytes:
-    """The JSON of a resource with its data inside (for stores that keep it that way)."""
-    content = orjson.dumps(resource)
-    return content if raw is None else with_data(content, raw)

@@ -8,7 +8,9 @@ Layout, per resource type `T` (same model as the SQLite adapter):
   `search` (see `mongo_search`) compiles plans against exactly these fields.
 - `T_history`: append-only, one document per version, unique on (id, version); type history
   pages newest first on (last_updated, _id) where `_id` is a client-made ObjectId (no global
-  counter document: that would serialise every write and be a hot spot once sharded).
+  counter document: that would serialise every write and be a hot spot once sharded). A
+  Binary's bytes are kept raw here only (`data`), not as base64 in either JSON copy
+  (`binary_data`); reads of the current version fetch them from this document.
 - `unique_keys`: `{key, rtype, id}`, unique on `key` (INS, CDA uniqueId, conditional create).
 
 Atomicity of `commit`, the guarantee:
@@ -156,8 +158,8 @@ def current_doc(w: Write, content: bytes | None) -> Doc:
     }
 
 
-def history_doc(w: Write, content: bytes | None) -> Doc:
-    return {
+def history_doc(w: Write, content: bytes | None, raw: bytes | None = None) -> Doc:
+    doc = {
         "_id": ObjectId(),
         "id": w.id,
         "version": w.version,
@@ -166,10 +168,14 @@ def history_doc(w: Write, content: bytes | None) -> Doc:
         "method": METHODS[w.kind],
         "content": None if content is None else Binary(content),
     }
+    if raw is not None:  # a Binary's bytes, kept once: in its version's history document
+        doc["data"] = Binary(raw)
+    return doc
 
 
 def stored_from(rtype: str, doc: Doc, id_field: str = "_id") -> Stored:
     content = doc.get("content")
+    data = doc.get("data")
     return Stored(
         rtype,
         doc[id_field],
@@ -178,6 +184,7 @@ def stored_from(rtype: str, doc: Doc, id_field: str = "_id") -> Stored:
         bool(doc["deleted"]),
         None if content is None else bytes(content),
         doc.get("method", "PUT"),
+        data=None if data is None else bytes(data),
     )
 
 
@@ -388,9 +395,12 @@ class MongoStore:
     ) -> Stored:
         if w.chain is not None and w.resource is not None:
             w = replace(w, resource=await self._link(w, session, undo))
-        # the data inside the JSON: MongoDB documents are written whole (16 MiB cap)
-        content = binary_data.inline_json(w.resource, w.data) if w.resource is not None else None
-        await self._insert_history(w, content, session, undo)
+        content, raw = (
+            binary_data.kept_apart(w.rtype, w.resource, w.data)
+            if w.resource is not None
+            else (None, None)
+        )
+        await self._insert_history(w, content, session, undo, raw)
         if keys:
             await self._claim_keys(w, session, undo)
         await self._write_current(w, content, session, undo)
@@ -403,7 +413,8 @@ class MongoStore:
             w.kind == "delete",
             content,
             method,
-            w.resource if w.data is None else None,
+            w.resource if w.data is None else None,  # without its data: rebuilt when asked
+            data=raw,
         )
 
     async def _link(self, w: Write, session: AsyncClientSession | None, undo: Undo) -> Doc:
@@ -445,9 +456,14 @@ class MongoStore:
         raise StoreUnavailable("MongoDB: the audit chain head kept moving; retry")
 
     async def _insert_history(
-        self, w: Write, content: bytes | None, session: AsyncClientSession | None, undo: Undo
+        self,
+        w: Write,
+        content: bytes | None,
+        session: AsyncClientSession | None,
+        undo: Undo,
+        raw: bytes | None = None,
     ) -> None:
-        doc = history_doc(w, content)
+        doc = history_doc(w, content, raw)
         hist = self._hist(w.rtype)
         try:
             await hist.insert_one(doc, session=session)
@@ -515,7 +531,9 @@ class MongoStore:
         await self._ensure_ready()
         with unavailable_as_503():
             doc = await self._cur(rtype).find_one({"_id": id}, READ_PROJECTION)
-        return None if doc is None else stored_from(rtype, doc)
+            if doc is None:
+                return None
+            return (await self._with_data(rtype, [stored_from(rtype, doc)]))[0]
 
     async def vread(self, rtype: str, id: str, version: int) -> Stored | None:
         await self._ensure_ready()
@@ -592,7 +610,7 @@ class MongoStore:
                 .limit(count)
                 .to_list()
             )
-        entries = [stored_from(rtype, d) for d in docs]
+        entries = await self._with_data(rtype, [stored_from(rtype, d) for d in docs])
         return entries, (docs[-1]["_id"] if len(docs) == count else None)
 
     async def purge(self, rtype: str, id: str) -> None:
@@ -605,7 +623,30 @@ class MongoStore:
     async def search(self, plan: SearchPlan) -> SearchResult:
         await self._ensure_ready()
         with unavailable_as_503():
-            return await mongo_search.search(self._cur, plan)
+            result = await mongo_search.search(self._cur, plan)
+            await self._with_data(plan.rtype, result.entries)
+            for rtype in {s.rtype for s in result.included}:
+                await self._with_data(rtype, [s for s in result.included if s.rtype == rtype])
+            return result
+
+    async def _with_data(self, rtype: str, entries: list[Stored]) -> list[Stored]:
+        """Current documents of a Binary lack its bytes: they are in its version's history
+        document (written once); fetch them for the entries that have none."""
+        wanted = [s for s in entries if s.data is None and s.json is not None]
+        if rtype not in binary_data.SPLIT_TYPES or not wanted:
+            return entries
+        docs = (
+            await self._hist(rtype)
+            .find(
+                {"id": {"$in": [s.id for s in wanted]}, "data": {"$exists": True}},
+                {"id": 1, "version": 1, "data": 1},
+            )
+            .to_list()
+        )
+        found = {(d["id"], d["version"]): bytes(d["data"]) for d in docs}
+        for s in wanted:
+            s.data = found.get((s.id, s.version))
+        return entries
 
 
 def one_copy(served: Doc | None, kept: Doc | None) -> bytes:

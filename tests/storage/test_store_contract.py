@@ -205,3 +205,22 @@ def test_binary_bytes_come_back_through_every_read(store, raw):
         assert [base64.b64decode(e.resource["data"]) for e in found.entries] == [second]
 
     run(store, body)
+
+
+def test_mongodb_keeps_a_binarys_bytes_once(store):
+    # the bytes live raw in the version's history document; the current document and both
+    # JSON copies go without them (base64 in both copies would be 2.7x the document)
+    from fhir_server.storage.mongo import MongoStore
+
+    if not isinstance(store, MongoStore):
+        pytest.skip("MongoDB layout")
+    document = bytes(range(256)) * 400
+
+    async def body(s):
+        await s.commit([_binary("b", 1, document, raw=True)])
+        current = await s.db["Binary"].find_one({"_id": "b"})
+        history = await s._hist("Binary").find_one({"id": "b", "version": 1})
+        assert b'"data"' not in bytes(current["content"]) and "data" not in current
+        assert b'"data"' not in bytes(history["content"]) and bytes(history["data"]) == document
+
+    run(store, body)
