@@ -271,11 +271,10 @@ def main() -> None:
             for i in range(2)
         )
         mapping = max(mapping_rate(docs) for _ in range(2))
-        http = {
-            n: http_rate(data, tmp / f"w{n}", opts.seconds, opts.connections, n)
-            for n in opts.workers
-            if (tmp / f"w{n}").mkdir() is None
-        }
+        http = {}
+        for n in opts.workers:
+            (tmp / f"w{n}").mkdir()
+            http[n] = http_rate(data, tmp / f"w{n}", opts.seconds, opts.connections, n)
     peer, note = (None, "skipped (--no-peer)") if opts.no_peer else peer_rate(example, 5)
 
     table = Table(title=f"CDA ingestion, {NAME} ({len(data) // 1024} KiB), {os.cpu_count()} CPUs")

@@ -92,8 +92,7 @@ def _binary_raw(request: Request, stored: Stored) -> Response | None:
         return None
     res = stored.resource or {}
     # the bytes as the store keeps them, when it keeps them apart; else decoded from JSON
-    raw = stored.raw_data
-    data = raw if raw is not None else base64.b64decode(res.get("data", ""))
+    data = stored.data if stored.data is not None else base64.b64decode(res.get("data", ""))
     headers = resource_headers(stored, base_url(request), location=False)
     return Response(
         data, media_type=res.get("contentType", "application/octet-stream"), headers=headers

@@ -635,12 +635,10 @@ class MongoStore:
         wanted = [s for s in entries if s.data is None and s.json is not None]
         if rtype not in binary_data.SPLIT_TYPES or not wanted:
             return entries
+        versions = [{"id": s.id, "version": s.version} for s in wanted]
         docs = (
             await self._hist(rtype)
-            .find(
-                {"id": {"$in": [s.id for s in wanted]}, "data": {"$exists": True}},
-                {"id": 1, "version": 1, "data": 1},
-            )
+            .find({"$or": versions, "data": {"$exists": True}}, {"id": 1, "version": 1, "data": 1})
             .to_list()
         )
         found = {(d["id"], d["version"]): bytes(d["data"]) for d in docs}

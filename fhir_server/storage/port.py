@@ -99,11 +99,6 @@ class Stored:
         return self._served
 
     @property
-    def raw_data(self) -> bytes | None:
-        """The kept-aside bytes, if this version has some."""
-        return self.data
-
-    @property
     def resource(self) -> dict[str, Any] | None:
         if self._resource is None and self.content is not None:
             self._resource = orjson.loads(self.content)

@@ -2,8 +2,9 @@
 
 One writer connection serialises every commit (BEGIN IMMEDIATE, group commit: see
 `sqlite_writer`), so preconditions and unique keys are checked inside the transaction that
-writes; readers use per-thread connections and never block the writer (WAL). Per resource type: a current
-table, an append-only history table and the index tables that search compiles against.
+writes; readers use per-thread connections and never block the writer (WAL). Per resource
+type: a current table, an append-only history table and the index tables that search
+compiles against.
 """
 
 from __future__ import annotations

@@ -144,20 +144,9 @@ def _stream(base: str, acks: Acks, stop: threading.Event, cda_ok: bool) -> None:
                 return
 
 
-def _all(http: httpx.Client, rtype: str) -> list[dict]:
-    out, url = [], f"/fhir/{rtype}?_count=1000"
-    while url:
-        r = http.get(url, headers=auth_headers())
-        assert r.status_code == 200, r.text
-        bundle = r.json()
-        out += [e["resource"] for e in bundle.get("entry") or []]
-        nxt = [x["url"] for x in bundle.get("link", []) if x["relation"] == "next"]
-        url = re.sub(r"^https?://[^/]+", "", nxt[0]) if nxt else None
-    return out
-
-
-def _all_history(http: httpx.Client, rtype: str) -> list[dict]:
-    out, url = [], f"/fhir/{rtype}/_history?_count=1000"
+def _entries(http: httpx.Client, url: str | None) -> list[dict]:
+    """Every entry of a paged Bundle, following its next links."""
+    out = []
     while url:
         r = http.get(url, headers=auth_headers())
         assert r.status_code == 200, r.text
@@ -166,6 +155,14 @@ def _all_history(http: httpx.Client, rtype: str) -> list[dict]:
         nxt = [x["url"] for x in bundle.get("link", []) if x["relation"] == "next"]
         url = re.sub(r"^https?://[^/]+", "", nxt[0]) if nxt else None
     return out
+
+
+def _all(http: httpx.Client, rtype: str) -> list[dict]:
+    return [e["resource"] for e in _entries(http, f"/fhir/{rtype}?_count=1000")]
+
+
+def _all_history(http: httpx.Client, rtype: str) -> list[dict]:
+    return _entries(http, f"/fhir/{rtype}/_history?_count=1000")
 
 
 def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):

@@ -34,7 +34,7 @@ def test_a_document_is_stored_once_and_raw(tmp_path: Path) -> None:
             if write:
                 await store.commit([_binary("doc", document)])
                 stored = await store.read("Binary", "doc")
-                assert stored is not None and stored.raw_data == document
+                assert stored is not None and stored.data == document
         finally:
             await store.close()  # the last connection closing folds the WAL into the file
 
