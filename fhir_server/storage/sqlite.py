@@ -36,6 +36,7 @@ from fhir_server.storage.sqlite_writer import (
     BACKSTOP_CHECKPOINT_PAGES,
     Checkpointer,
     GroupWriter,
+    WalSyncer,
 )
 
 T = TypeVar("T")
@@ -142,6 +143,9 @@ class SqliteStore:
         self._local = threading.local()
         in_memory = self.path == ":memory:" or self.path.startswith("file:")
         self._writes = GroupWriter(None if in_memory else self.path + "-writer.lock")
+        # FULL: the WAL is synced by `WalSyncer` after each COMMIT, outside the write lock
+        self._syncs_wal = synchronous == "FULL" and not in_memory
+        self._pragma_synchronous = "NORMAL" if self._syncs_wal else synchronous
         self._all_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
@@ -156,7 +160,7 @@ class SqliteStore:
     def _open_connection(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute(f"PRAGMA synchronous={self._pragma_synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA temp_store=MEMORY")
@@ -202,7 +206,10 @@ class SqliteStore:
             return conn
 
         await self._writes.open(setup)
-        self._writes.checkpointer = Checkpointer(self._open_connection)
+        checkpointer = self._writes.checkpointer = Checkpointer(self._open_connection)
+        if self._syncs_wal:
+            syncer = self._writes.syncer = WalSyncer(self.path + "-wal", GroupWriter.answer)
+            syncer.on_synced = checkpointer.poke
 
     async def close(self) -> None:
         self._writes.close()  # first: it stops the checkpointer, which owns a connection

@@ -14,6 +14,14 @@ Checkpoints (copying the WAL back into the database file, and syncing it) run on
 of their own, off that path: inside a COMMIT, the group that crossed the threshold paid for
 the whole copy. The automatic checkpoint stays as a backstop at a much larger WAL size.
 
+Durability (synchronous FULL) is made outside the write lock: connections run with
+`synchronous=NORMAL` (a COMMIT writes the WAL without syncing it) and a syncer thread
+`fdatasync`s the WAL after each COMMIT, answering the groups committed before the sync
+began. A group's callers are answered only once their frames are on disk, as FULL would do,
+but the next group (or the other process) commits while the disk works, and one sync covers
+every group committed meanwhile. Checkpoints sync the WAL before copying it under NORMAL as
+under FULL, so a frame copied and reused before the syncer reached it is on disk already.
+
 Processes sharing the file (`serve --workers N`, `dmp-fhir import` beside a server) take
 turns through a lock on a side file: a waiting process is woken the moment the other one
 commits, where SQLite's own busy handler would poll it with sleeps of 1 to 100 ms. A writer
@@ -99,10 +107,67 @@ class Checkpointer:
                     conn.close()
 
 
+class WalSyncer:
+    """Answers committed groups once the WAL holding them is synced to disk."""
+
+    def __init__(self, wal_path: str, answer: Callable[[list[Queued], list[Outcome]], None]):
+        self._wal_path = wal_path
+        self._answer = answer
+        self._fd: int | None = None
+        self._ready = threading.Condition()
+        self._committed: list[tuple[list[Queued], list[Outcome]]] = []
+        self._stopping = False
+        self.on_synced: Callable[[], None] | None = None
+        self._thread = threading.Thread(target=self._run, name="sqlite-wal-sync", daemon=True)
+        self._thread.start()
+
+    def submit(self, group: list[Queued], outcomes: list[Outcome]) -> None:
+        with self._ready:
+            self._committed.append((group, outcomes))
+            self._ready.notify()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        self._thread.join(timeout=10)
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _sync(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._wal_path, os.O_RDONLY)
+        os.fdatasync(self._fd)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._committed and not self._stopping:
+                    self._ready.wait()
+                if not self._committed:
+                    return
+                batch, self._committed = self._committed, []
+            failure: BaseException | None = None
+            try:
+                self._sync()  # covers every group committed before it began
+            except OSError as exc:  # committed, but not known to be on disk: not acknowledged
+                failure = StoreUnavailable(f"SQLite: syncing the WAL failed: {exc}")
+            for group, outcomes in batch:
+                if failure is not None:
+                    outcomes = [(None, failure)] * len(group)
+                self._answer(group, outcomes)
+            if self.on_synced is not None:
+                self.on_synced()
+
+
 class GroupWriter:
     def __init__(self, turn_path: str | None) -> None:
         self.conn: sqlite3.Connection | None = None
         self.checkpointer: Checkpointer | None = None
+        # set when COMMIT does not sync by itself (NORMAL) and FULL durability is wanted
+        self.syncer: WalSyncer | None = None
         self._turn_path = turn_path
         self._turn_fd: int | None = None
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -126,6 +191,8 @@ class GroupWriter:
         await asyncio.get_running_loop().run_in_executor(self._exec, go)
 
     def close(self) -> None:
+        if self.syncer is not None:
+            self.syncer.stop()  # answers what was committed before closing
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self._exec.shutdown(wait=False)
@@ -185,26 +252,32 @@ class GroupWriter:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             self._release_turn()
-            self._answer(group, [(None, _failure(exc))] * len(group))
+            self.answer(group, [(None, _failure(exc))] * len(group))
             self._exec.submit(self._next)
             return
         self._exec.submit(self._commit, group, outcomes)
 
     def _commit(self, group: list[Queued], outcomes: list[Outcome]) -> None:
-        """On the writer thread: make the group durable, answer it, start the next."""
+        """On the writer thread: commit the group, have it answered once durable, start
+        the next."""
         conn = self.conn
         assert conn is not None
+        committed = True
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
+            committed = False
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             outcomes = [(None, _failure(exc))] * len(group)
         self._release_turn()
-        if self.checkpointer is not None:
-            self.checkpointer.poke()
-        self._answer(group, outcomes)
+        if committed and self.syncer is not None:
+            self.syncer.submit(group, outcomes)  # answered once the WAL is on disk
+        else:  # COMMIT synced by itself (or failed): answer now
+            if self.checkpointer is not None:
+                self.checkpointer.poke()
+            self.answer(group, outcomes)
         self._next()
 
     def _next(self) -> None:
@@ -229,7 +302,7 @@ class GroupWriter:
         self._apply_group()  # no live loop left to do it: do it here
 
     @staticmethod
-    def _answer(group: list[Queued], outcomes: list[Outcome]) -> None:
+    def answer(group: list[Queued], outcomes: list[Outcome]) -> None:
         for (_, future, loop), (result, error) in zip(group, outcomes, strict=True):
             with contextlib.suppress(RuntimeError):  # a closed loop has no one to answer
                 loop.call_soon_threadsafe(_settle, future, result, error)

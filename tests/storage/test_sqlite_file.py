@@ -1,14 +1,19 @@
 """What an operator of the embedded store sees on disk: documents stored once, a WAL that
-stays bounded under load, and several processes (here: several stores) on one file."""
+stays bounded under load, several processes (here: several stores) on one file, and a
+write answered only once it is on disk."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
+import threading
 from pathlib import Path
 
-from fhir_server.storage.port import Write
+import pytest
+
+from fhir_server.storage import sqlite_writer
+from fhir_server.storage.port import StoreUnavailable, Write
 from fhir_server.storage.sqlite import SqliteStore
 
 
@@ -98,3 +103,56 @@ def test_two_stores_on_one_file_lose_nothing(tmp_path: Path) -> None:
             await b.close()
 
     assert asyncio.run(main()) == [f"doc {i}" for i in range(60)]
+
+
+def test_a_write_is_answered_once_the_wal_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FULL durability, with the sync made outside the write lock: the answer waits for it
+    path = tmp_path / "db.sqlite3"
+    released = threading.Event()
+    synced: list[str] = []
+    real_fdatasync = os.fdatasync
+
+    def slow_fdatasync(fd: int) -> None:
+        released.wait(10)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(sqlite_writer.os, "fdatasync", slow_fdatasync)
+
+    async def main() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            pending = asyncio.ensure_future(store.commit([_binary("doc", b"%PDF")]))
+            await asyncio.sleep(0.3)
+            assert not pending.done(), "answered before the WAL reached the disk"
+            # committed already (visible), only not yet acknowledged
+            assert await store.read("Binary", "doc") is not None
+            released.set()
+            await asyncio.wait_for(pending, 10)
+        finally:
+            released.set()
+            await store.close()
+
+    asyncio.run(main())
+    assert synced and all(name.endswith("db.sqlite3-wal") for name in synced), synced
+
+
+def test_a_failed_sync_is_not_acknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_fdatasync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sqlite_writer.os, "fdatasync", failing_fdatasync)
+
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "db.sqlite3")
+        await store.open()
+        try:
+            with pytest.raises(StoreUnavailable, match="syncing the WAL failed"):
+                await store.commit([_binary("doc", b"%PDF")])
+        finally:
+            await store.close()
+
+    asyncio.run(main())
