@@ -1,4 +1,5 @@
-"""`dmp-fhir`: serve, and the operator commands (token, verify-audit, housekeeping)."""
+"""`dmp-fhir`: serve, and the operator commands (token, verify-audit, housekeeping,
+import, reindex)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,34 @@ def _housekeeping(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reindex(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from fhir_server.interactions.reindex import reindex
+
+    with Progress(transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(rtype: str, n: int) -> None:
+            if rtype not in tasks:
+                tasks[rtype] = bar.add_task(rtype, total=None)
+            bar.advance(tasks[rtype], n)
+
+        try:
+            report = asyncio.run(
+                _with_context(
+                    _store_settings(args), lambda ctx: reindex(ctx.store, args.type, progress)
+                )
+            )
+        except ValueError as exc:
+            print(f"dmp-fhir reindex: {exc}", file=sys.stderr)
+            return 2
+    for rtype, n in report.reindexed.items():
+        print(f"{rtype}: {n} reindexed")
+    print(f"total: {report.total} resources reindexed")
+    return 0
+
+
 def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
     parser.add_argument("--mongodb-uri", help="use MongoDB instead of the embedded SQLite store")
@@ -195,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--data-dir", type=Path, help="store of the in-process mode")
     imp.add_argument("--mongodb-uri", help="file into MongoDB (in-process mode)")
     imp.set_defaults(func=_import)
+
+    reidx = sub.add_parser(
+        "reindex", help="recompute the search index of every resource (after an upgrade)"
+    )
+    reidx.add_argument(
+        "--type", action="append", metavar="TYPE", help="only this resource type (repeatable)"
+    )
+    _store_options(reidx)
+    reidx.set_defaults(func=_reindex)
     return parser
 
 

@@ -56,7 +56,7 @@ from typing import Any
 
 import orjson
 from bson import Binary, ObjectId
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -77,6 +77,7 @@ from fhir_server.storage import binary_data, mongo_search
 from fhir_server.storage.port import (
     EMPTY_TERMS,
     HistoryPage,
+    IndexTerms,
     Stored,
     StoreUnavailable,
     UniqueViolation,
@@ -141,14 +142,20 @@ def database_name(uri: str, default: str) -> str:
 
 def current_doc(w: Write, content: bytes | None) -> Doc:
     deleted = w.kind == "delete"
-    terms = EMPTY_TERMS if deleted else w.index
     return {
         "_id": w.id,
         "version": w.version,
         "last_updated": w.last_updated,
         "deleted": deleted,
-        "patient": terms.patient,
         "content": None if content is None else Binary(content),
+        **term_fields(EMPTY_TERMS if deleted else w.index),
+    }
+
+
+def term_fields(terms: IndexTerms) -> Doc:
+    """The fields of a current document that search reads."""
+    return {
+        "patient": terms.patient,
         "tok": [f"{p}|{v}" for p, v in terms.tokens],
         "ref": [f"{p}|{v}" for p, v in terms.refs],
         "str": [{"p": p, "v": v} for p, v in terms.strings],
@@ -612,6 +619,21 @@ class MongoStore:
             )
         entries = await self._with_data(rtype, [stored_from(rtype, d) for d in docs])
         return entries, (docs[-1]["_id"] if len(docs) == count else None)
+
+    async def reindex(self, rtype: str, entries: Sequence[tuple[str, int, IndexTerms]]) -> int:
+        await self._ensure_ready()
+        if not entries:
+            return 0
+        updates = [
+            UpdateOne(
+                {"_id": id, "version": version, "deleted": False},
+                {"$set": term_fields(terms)},
+            )
+            for id, version, terms in entries
+        ]
+        with unavailable_as_503():
+            result = await self._cur(rtype).bulk_write(updates, ordered=False)
+        return result.matched_count
 
     async def purge(self, rtype: str, id: str) -> None:
         await self._ensure_ready()

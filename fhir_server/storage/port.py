@@ -185,6 +185,12 @@ class Store(Protocol):
         """Every live resource of a type, in batches (operator tasks: housekeeping)."""
         ...
 
+    async def reindex(self, rtype: str, entries: Sequence[tuple[str, int, IndexTerms]]) -> int:
+        """Replace the search index terms of current versions, given as (id, version,
+        terms); a resource no longer at that version is left as its newer write indexed it.
+        Returns how many were replaced (operator task: new search parameters)."""
+        ...
+
     async def purge(self, rtype: str, id: str) -> None:
         """Destroy a resource: current row, history, index terms and keys (record
         destruction after the retention period; nothing else may remove history)."""

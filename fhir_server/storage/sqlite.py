@@ -26,6 +26,7 @@ from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.storage import binary_data, sqlite_search
 from fhir_server.storage.port import (
     HistoryPage,
+    IndexTerms,
     Stored,
     StoreUnavailable,
     UniqueViolation,
@@ -286,7 +287,7 @@ class SqliteStore:
                 conn.execute(f'DELETE FROM "{t}_{kind}" WHERE rid = ?', (rid,))
         self._write_keys(conn, w)
         if not deleted:
-            self._write_index(conn, t, rid, w)
+            self._write_terms(conn, t, rid, w.index)
         method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[w.kind]
         conn.execute(
             f'INSERT INTO "{t}_history" (id, version, last_updated, deleted, method, content) '
@@ -348,8 +349,7 @@ class SqliteStore:
                 raise UniqueViolation(key, holder[0], holder[1]) from None
 
     @staticmethod
-    def _write_index(conn: sqlite3.Connection, t: str, rid: int, w: Write) -> None:
-        terms = w.index
+    def _write_terms(conn: sqlite3.Connection, t: str, rid: int, terms: IndexTerms) -> None:
         if terms.tokens:
             conn.executemany(
                 f'INSERT OR IGNORE INTO "{t}_token" (term, rid) VALUES (?, ?)',
@@ -490,6 +490,28 @@ class SqliteStore:
             return entries, (str(rows[-1][0]) if len(rows) == count else None)
 
         return await self._run_read(q)
+
+    async def reindex(self, rtype: str, entries: Sequence[tuple[str, int, IndexTerms]]) -> int:
+        def replace(conn: sqlite3.Connection) -> tuple[int, None]:
+            done = 0
+            for id, version, terms in entries:
+                row = conn.execute(
+                    f'SELECT rid FROM "{rtype}" WHERE id = ? AND version = ? AND deleted = 0',
+                    (id, version),
+                ).fetchone()
+                if row is None:  # written again meanwhile: indexed by that write
+                    continue
+                for kind in INDEX_TABLES:
+                    conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
+                self._write_terms(conn, rtype, row[0], terms)
+                conn.execute(
+                    f'UPDATE "{rtype}" SET patient = ? WHERE rid = ?', (terms.patient, row[0])
+                )
+                done += 1
+            return done, None
+
+        done: int = await self._writes.run(replace)
+        return done
 
     async def purge(self, rtype: str, id: str) -> None:
         def remove(conn: sqlite3.Connection) -> tuple[None, None]:

@@ -1,0 +1,54 @@
+"""`dmp-fhir reindex`: recompute the search index terms of every live resource.
+
+A resource is indexed by the code that writes it. After an upgrade that adds or changes a
+search parameter (PDSm `isArchived`, `period-start`...), resources written before it lack
+the new terms and a search by that parameter misses them until they are written again.
+This rewrites the terms of the current versions, nothing else: no new version, no history
+row, no audit (the data is unchanged). Safe beside a running server: a resource written
+meanwhile is left as that write indexed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
+from fhir_server.search.index import extract_terms
+from fhir_server.storage.port import Store
+
+BATCH = 500
+
+
+@dataclass
+class ReindexReport:
+    # resource type -> resources whose terms were rewritten
+    reindexed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.reindexed.values())
+
+
+async def reindex(
+    store: Store,
+    types: Iterable[str] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> ReindexReport:
+    """Rewrite the index terms of every live resource of `types` (default: all);
+    `progress(rtype, n)` after each batch of n resources."""
+    report = ReindexReport()
+    for rtype in types or RESOURCE_TYPES:
+        if rtype not in RESOURCE_TYPES:
+            raise ValueError(f"unknown resource type {rtype!r}")
+        report.reindexed[rtype] = 0
+        after: str | None = None
+        while True:
+            batch, after = await store.scan(rtype, after=after, count=BATCH)
+            entries = [(s.id, s.version, extract_terms(rtype, s.resource or {})) for s in batch]
+            report.reindexed[rtype] += await store.reindex(rtype, entries)
+            if progress is not None:
+                progress(rtype, len(batch))
+            if after is None:
+                break
+    return report

@@ -1,0 +1,105 @@
+"""`dmp-fhir reindex`: documents written before a search parameter existed are found by it
+once reindexed, on every store; nothing else about them changes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_server.cli import main
+from fhir_server.interactions.reindex import reindex
+from fhir_server.interactions.versioning import make_write
+from fhir_server.search.plan import parse_query
+from fhir_server.storage.port import Write
+from fhir_server.storage.sqlite import SqliteStore
+
+NOW = "2026-01-01T00:00:00.000000+00:00"
+
+
+def _document(id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": {"reference": "Patient/p1"},
+        "type": {"coding": [{"system": "http://loinc.org", "code": "11502-2"}]},
+        "content": [{"attachment": {"contentType": "text/xml", "url": f"Binary/{id}"}}],
+    }
+
+
+def _as_written_before_is_archived(id: str) -> Write:
+    """A filing by a version that did not know the PDSm `isArchived` parameter."""
+    write = make_write("create", "DocumentReference", id, _document(id), current=None, now=NOW)
+    tokens = tuple(t for t in write.index.tokens if t[0] != "isArchived")
+    assert len(tokens) < len(write.index.tokens)
+    return replace(write, index=replace(write.index, tokens=tokens))
+
+
+def _not_archived(store: Any) -> Any:
+    query = [("patient", "p1"), ("isArchived", "false")]
+    return store.search(parse_query("DocumentReference", query))
+
+
+def test_reindex_finds_documents_written_before_a_parameter(store):
+    async def body() -> None:
+        await store.open()
+        try:
+            await store.commit([_as_written_before_is_archived(f"d{i}") for i in range(3)])
+            deleted = make_write("delete", "DocumentReference", "d2", None, current=None, now=NOW)
+            await store.commit([replace(deleted, version=2, expected_version=1)])
+            assert (await _not_archived(store)).entries == []
+            before = await store.read("DocumentReference", "d0")
+
+            report = await reindex(store, ["DocumentReference"])
+
+            assert report.reindexed == {"DocumentReference": 2}  # the deleted one is not
+            found = await _not_archived(store)
+            assert sorted(e.id for e in found.entries) == ["d0", "d1"]
+            after = await store.read("DocumentReference", "d0")
+            assert (after.version, after.content) == (before.version, before.content)
+            page = await store.history("DocumentReference", "d0", count=10)
+            assert len(page.entries) == 1  # no new version
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
+def test_reindex_leaves_a_newer_write_alone(store):
+    async def body() -> None:
+        await store.open()
+        try:
+            first = make_write(
+                "create", "DocumentReference", "d", _document("d"), current=None, now=NOW
+            )
+            await store.commit([first])
+            # terms computed from version 1, while version 2 was being written
+            stale = [("d", 1, replace(first.index, tokens=()))]
+            second = replace(first, kind="update", version=2, expected_version=1)
+            await store.commit([second])
+            assert await store.reindex("DocumentReference", stale) == 0
+            assert [e.id for e in (await _not_archived(store)).entries] == ["d"]
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
+def test_reindex_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def file_old_document() -> None:
+        store = SqliteStore(tmp_path / "dmp-fhir.sqlite3")
+        await store.open()
+        try:
+            await store.commit([_as_written_before_is_archived("d0")])
+        finally:
+            await store.close()
+
+    asyncio.run(file_old_document())
+    assert main(["reindex", "--data-dir", str(tmp_path), "--type", "DocumentReference"]) == 0
+    out = capsys.readouterr().out
+    assert "DocumentReference: 1 reindexed" in out
+    assert main(["reindex", "--data-dir", str(tmp_path), "--type", "Observation"]) == 2
+    assert "unknown resource type 'Observation'" in capsys.readouterr().err
