@@ -10,14 +10,34 @@ meanwhile is left as that write indexed it.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.search.index import extract_terms
-from fhir_server.storage.port import Store
+from fhir_server.search.params import SEARCH_PARAMS
+from fhir_server.storage.port import Store, StoreUnavailable
 
 BATCH = 500
+SIGNATURE_KEY = "search-index-signature"
+# bump when `search.index` changes the terms it makes for the same parameters
+INDEX_FORMAT = 1
+
+log = logging.getLogger("fhir_server.reindex")
+
+
+def index_signature() -> str:
+    """What the terms of a resource depend on: the parameters (their paths and options,
+    not their descriptions) and the format of the extraction."""
+    parts = [f"format={INDEX_FORMAT}"]
+    for rtype in sorted(SEARCH_PARAMS):
+        for name, p in sorted(SEARCH_PARAMS[rtype].items()):
+            options = (p.type, p.paths, p.targets, p.only_targets, p.by_identifier)
+            options += (p.compartment, p.sortable, p.absent)
+            parts.append(f"{rtype}.{name}={options!r}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 @dataclass
@@ -51,4 +71,21 @@ async def reindex(
                 progress(rtype, len(batch))
             if after is None:
                 break
+    if types is None:  # everything is indexed as this version indexes
+        await store.set_meta(SIGNATURE_KEY, index_signature())
+    return report
+
+
+async def reindex_if_stale(store: Store) -> ReindexReport | None:
+    """At start-up: reindex when the store was indexed by another version (or by one that
+    kept no signature); None when it is current or cannot be reached (503 until it is)."""
+    try:
+        if await store.meta(SIGNATURE_KEY) == index_signature():
+            return None
+        report = await reindex(store)
+    except StoreUnavailable as exc:
+        log.warning("search index not checked, the store is unreachable: %s", exc)
+        return None
+    if report.total:
+        log.warning("search index written by another version: %d resources reindexed", report.total)
     return report

@@ -12,6 +12,8 @@ Layout, per resource type `T` (same model as the SQLite adapter):
   Binary's bytes are kept raw here only (`data`), not as base64 in either JSON copy
   (`binary_data`); reads of the current version fetch them from this document.
 - `unique_keys`: `{key, rtype, id}`, unique on `key` (INS, CDA uniqueId, conditional create).
+- `store_meta`: `{_id: key, value}`, what the server keeps about the store (the signature of
+  the search index the current documents were indexed with).
 
 Atomicity of `commit`, the guarantee:
 
@@ -634,6 +636,19 @@ class MongoStore:
         with unavailable_as_503():
             result = await self._cur(rtype).bulk_write(updates, ordered=False)
         return result.matched_count
+
+    async def meta(self, key: str) -> str | None:
+        await self._ensure_ready()
+        with unavailable_as_503():
+            doc = await self.db["store_meta"].find_one({"_id": key})
+        return None if doc is None else str(doc["value"])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._ensure_ready()
+        with unavailable_as_503():
+            await self.db["store_meta"].update_one(
+                {"_id": key}, {"$set": {"value": value}}, upsert=True
+            )
 
     async def purge(self, rtype: str, id: str) -> None:
         await self._ensure_ready()

@@ -191,6 +191,12 @@ class Store(Protocol):
         Returns how many were replaced (operator task: new search parameters)."""
         ...
 
+    async def meta(self, key: str) -> str | None:
+        """A value the server keeps about the store itself (the search index signature)."""
+        ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
     async def purge(self, rtype: str, id: str) -> None:
         """Destroy a resource: current row, history, index terms and keys (record
         destruction after the retention period; nothing else may remove history)."""

@@ -113,6 +113,8 @@ COMMON_DDL = [
     """CREATE TABLE IF NOT EXISTS chain_member (
         name TEXT NOT NULL, position INTEGER NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL,
         PRIMARY KEY (name, position))""",
+    # what the server keeps about the store itself (the search index signature)
+    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # a Binary's bytes, raw and once per version (current and history rows share them)
     """CREATE TABLE IF NOT EXISTS resource_data (
         rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
@@ -512,6 +514,24 @@ class SqliteStore:
 
         done: int = await self._writes.run(replace)
         return done
+
+    async def meta(self, key: str) -> str | None:
+        def q(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else None
+
+        return await self._run_read(q)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        def put(conn: sqlite3.Connection) -> tuple[None, None]:
+            conn.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+            return None, None
+
+        await self._writes.run(put)
 
     async def purge(self, rtype: str, id: str) -> None:
         def remove(conn: sqlite3.Connection) -> tuple[None, None]:

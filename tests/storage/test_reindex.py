@@ -1,5 +1,6 @@
 """`dmp-fhir reindex`: documents written before a search parameter existed are found by it
-once reindexed, on every store; nothing else about them changes."""
+once reindexed, on every store; nothing else about them changes. The server does it by
+itself at start-up when the store was indexed by another version."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from fhir_server.api.app import create_app
 from fhir_server.cli import main
-from fhir_server.interactions.reindex import reindex
+from fhir_server.config import Settings
+from fhir_server.interactions.reindex import (
+    SIGNATURE_KEY,
+    index_signature,
+    reindex,
+    reindex_if_stale,
+)
 from fhir_server.interactions.versioning import make_write
 from fhir_server.search.plan import parse_query
 from fhir_server.storage.port import Write
@@ -103,3 +112,57 @@ def test_reindex_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "DocumentReference: 1 reindexed" in out
     assert main(["reindex", "--data-dir", str(tmp_path), "--type", "Observation"]) == 2
     assert "unknown resource type 'Observation'" in capsys.readouterr().err
+
+
+def _same_data(store: Any) -> Any:
+    """Another store object on the same data (a SqliteStore is opened once)."""
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path)
+    return type(store)(store.uri)
+
+
+def test_the_server_reindexes_a_store_indexed_by_another_version(
+    store: Any, settings: Settings
+) -> None:
+    async def file_old_document() -> None:
+        old = _same_data(store)
+        await old.open()
+        try:
+            await old.commit([_as_written_before_is_archived("d0")])
+            assert await old.meta(SIGNATURE_KEY) is None  # a store from before signatures
+        finally:
+            await old.close()
+
+    asyncio.run(file_old_document())
+    with TestClient(create_app(settings, store)) as client:
+        query = {"patient": "p1", "status": "current", "isArchived": "false"}
+        bundle = client.get("/fhir/DocumentReference", params=query).json()
+        assert [e["resource"]["id"] for e in bundle.get("entry", [])] == ["d0"]
+
+    async def after_start() -> tuple[str | None, Any]:
+        again = _same_data(store)
+        await again.open()
+        try:
+            return await again.meta(SIGNATURE_KEY), await reindex_if_stale(again)
+        finally:
+            await again.close()
+
+    signature, again = asyncio.run(after_start())
+    assert signature == index_signature()
+    assert again is None  # indexed by this version: nothing to do at the next start
+
+
+def test_the_signature_follows_the_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_server.interactions import reindex as module
+    from fhir_server.search.params import SEARCH_PARAMS
+
+    before = index_signature()
+    archived = SEARCH_PARAMS["DocumentReference"]["isArchived"]
+    monkeypatch.setitem(
+        SEARCH_PARAMS["DocumentReference"], "isArchived", replace(archived, absent=None)
+    )
+    assert index_signature() != before
+    monkeypatch.undo()
+    assert index_signature() == before
+    monkeypatch.setattr(module, "INDEX_FORMAT", module.INDEX_FORMAT + 1)
+    assert index_signature() != before
