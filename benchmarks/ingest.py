@@ -1,6 +1,6 @@
 """CDA ingestion throughput, each figure beside a floor measured in the same run.
 
-    .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 8] [--workers 1 2] [--no-peer]
+    .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 8 32] [--workers 1 2] [--no-peer]
 
 Document: the ANS CR-BIO TSH example (../shared/fixtures), its ClinicalDocument/id varied
 so that every document is new.
@@ -11,7 +11,9 @@ so that every document is new.
 - http: `POST /fhir/DocumentReference/$import-cda` into the embedded store, the server
   (`dmp-fhir serve --workers N`, N = 1 and 2 by default) in a subprocess on a free loopback
   port with a temporary data dir, driven by `wrk` with a Lua script that varies the
-  document id per request; a laboratory's token, so the DMP policy and audit are measured
+  document id per request, with 8 and with 32 concurrent senders (a DMP host hears from
+  many establishments at once; concurrent filings share commits); a laboratory's token,
+  so the DMP policy and audit are measured
 - peer: python-fhir-converter (PyPI) converting the same CDA, in its own virtualenv
   (benchmarks/.venv-peer, created on first run: it pins lxml 5.3)
 
@@ -181,9 +183,10 @@ def wrk(
     return rps, int(bad.group(1)) if bad else 0
 
 
-def http_rate(
-    data: bytes, tmp: Path, seconds: int, connections: int, workers: int
-) -> tuple[float, int]:
+def http_rates(
+    data: bytes, tmp: Path, seconds: int, connections: list[int], workers: int
+) -> dict[int, tuple[float, int]]:
+    """Per client count: (docs/s, non-2xx answers), against one server of `workers`."""
     body = tmp / "body.xml"
     body.write_bytes(data)
     with server(tmp, workers) as base:
@@ -191,8 +194,10 @@ def http_rate(
         token = DevIssuer.load_or_create(tmp / "server").mint_token(
             "system", "bench-lab", organization="1990000018", ttl=86400
         )
-        wrk(base, body, 2, connections, ".1", token)  # warm-up: imports, caches, first pages
-        return wrk(base, body, seconds, connections, ".2", token)
+        wrk(base, body, 2, connections[0], ".0", token)  # warm-up: imports, caches, first pages
+        return {
+            c: wrk(base, body, seconds, c, f".{i + 1}", token) for i, c in enumerate(connections)
+        }
 
 
 # -- peer -----------------------------------------------------------------------------------
@@ -249,7 +254,13 @@ def peer_rate(example: Path, seconds: float) -> tuple[float | None, str]:
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--seconds", type=int, default=10, help="wrk duration")
-    args.add_argument("--connections", type=int, default=8)
+    args.add_argument(
+        "--connections",
+        type=int,
+        nargs="+",
+        default=[8, 32],
+        help="concurrent senders (wrk connections) to measure (default: 8 and 32)",
+    )
     args.add_argument("--docs", type=int, default=400, help="documents for in-process rates")
     args.add_argument(
         "--workers",
@@ -271,10 +282,11 @@ def main() -> None:
             for i in range(2)
         )
         mapping = max(mapping_rate(docs) for _ in range(2))
-        http = {}
+        http: dict[tuple[int, int], tuple[float, int]] = {}
         for n in opts.workers:
             (tmp / f"w{n}").mkdir()
-            http[n] = http_rate(data, tmp / f"w{n}", opts.seconds, opts.connections, n)
+            rates = http_rates(data, tmp / f"w{n}", opts.seconds, opts.connections, n)
+            http.update({(n, c): r for c, r in rates.items()})
     peer, note = (None, "skipped (--no-peer)") if opts.no_peer else peer_rate(example, 5)
 
     table = Table(title=f"CDA ingestion, {NAME} ({len(data) // 1024} KiB), {os.cpu_count()} CPUs")
@@ -284,13 +296,13 @@ def main() -> None:
         "floor", f"{floor:,.0f}", "1.00", "lxml parse + SHA-1 + 1 SQLite insert (WAL, FULL)"
     )
     table.add_row("mapping only", f"{mapping:,.0f}", f"{mapping / floor:.2f}", "map_cda in process")
-    for n, (rate_n, bad) in http.items():
+    for (n, c), (rate_n, bad) in http.items():
         target = "meets" if rate_n >= 300 and rate_n / floor >= 0.6 else "BELOW"
         table.add_row(
-            f"HTTP $import-cda, {n} process{'es' if n > 1 else ''}",
+            f"HTTP $import-cda, {n} process{'es' if n > 1 else ''}, {c} senders",
             f"{rate_n:,.0f}",
             f"{rate_n / floor:.2f}",
-            f"serve --workers {n}; wrk -t2 -c{opts.connections} {opts.seconds}s; "
+            f"serve --workers {n}; wrk -t2 -c{c} {opts.seconds}s; "
             f"{bad} non-2xx; target >=300 & >=0.60: {target}",
         )
     best = max(r for r, _ in http.values())
