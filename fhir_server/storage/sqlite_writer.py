@@ -123,23 +123,47 @@ class WalSyncer:
 
     def submit(self, group: list[Queued], outcomes: list[Outcome]) -> None:
         with self._ready:
-            self._committed.append((group, outcomes))
-            self._ready.notify()
+            if not self._stopping:
+                self._committed.append((group, outcomes))
+                self._ready.notify()
+                return
+        # a COMMIT that ended while the store closes: its callers still get their answer
+        fd = self._open_wal()
+        try:
+            self._settle([(group, outcomes)], fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def stop(self) -> None:
         with self._ready:
             self._stopping = True
             self._ready.notify()
         self._thread.join(timeout=10)
-        if self._fd is not None:
+        if self._fd is not None and self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
-            self._fd = None
+        self._fd = None
 
-    def _sync(self) -> None:
-        if self._fd is None:
-            self._fd = os.open(self._wal_path, os.O_RDONLY)
-        os.fdatasync(self._fd)
+    def _open_wal(self) -> int:
+        """The WAL (it exists once a COMMIT wrote it), or -1: the sync then fails, and the
+        groups waiting on it are answered 503 rather than left waiting."""
+        try:
+            return os.open(self._wal_path, os.O_RDONLY)
+        except OSError:
+            return -1
+
+    def _settle(self, batch: list[tuple[list[Queued], list[Outcome]]], fd: int) -> None:
+        """Sync the WAL (covering every group committed before), then answer the batch."""
+        failure: BaseException | None = None
+        try:
+            if fd < 0:
+                raise FileNotFoundError(f"cannot open {self._wal_path}")
+            os.fdatasync(fd)
+        except OSError as exc:  # committed, but not known to be on disk: not acknowledged
+            failure = StoreUnavailable(f"SQLite: syncing the WAL failed: {exc}")
+        for group, outcomes in batch:
+            self._answer(group, outcomes if failure is None else [(None, failure)] * len(group))
 
     def _run(self) -> None:
         while True:
@@ -149,15 +173,9 @@ class WalSyncer:
                 if not self._committed:
                     return
                 batch, self._committed = self._committed, []
-            failure: BaseException | None = None
-            try:
-                self._sync()  # covers every group committed before it began
-            except OSError as exc:  # committed, but not known to be on disk: not acknowledged
-                failure = StoreUnavailable(f"SQLite: syncing the WAL failed: {exc}")
-            for group, outcomes in batch:
-                if failure is not None:
-                    outcomes = [(None, failure)] * len(group)
-                self._answer(group, outcomes)
+            if self._fd is None or self._fd < 0:
+                self._fd = self._open_wal()
+            self._settle(batch, self._fd)
             if self.on_synced is not None:
                 self.on_synced()
 

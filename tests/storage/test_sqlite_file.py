@@ -156,3 +156,22 @@ def test_a_failed_sync_is_not_acknowledged(tmp_path: Path, monkeypatch: pytest.M
             await store.close()
 
     asyncio.run(main())
+
+
+def test_the_syncer_answers_every_group_even_while_closing(tmp_path: Path) -> None:
+    wal = tmp_path / "db.sqlite3-wal"
+    wal.write_bytes(b"frames")
+    answered: list[tuple[list, list]] = []
+    syncer = sqlite_writer.WalSyncer(str(wal), lambda group, out: answered.append((group, out)))
+    syncer.submit(["g1"], [("stored", None)])  # type: ignore[list-item]
+    syncer.stop()  # answers what was committed before closing
+    syncer.submit(["g2"], [("stored", None)])  # a COMMIT that ended during close
+    assert answered == [(["g1"], [("stored", None)]), (["g2"], [("stored", None)])]
+
+    gone = sqlite_writer.WalSyncer(
+        str(tmp_path / "missing-wal"), lambda g, o: answered.append((g, o))
+    )
+    gone.submit(["g3"], [("stored", None)])  # type: ignore[list-item]
+    gone.stop()
+    (_, [(result, error)]) = answered[-1]
+    assert result is None and isinstance(error, StoreUnavailable)  # 503, not left waiting
