@@ -39,7 +39,8 @@ from urllib.parse import parse_qsl, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fhir_server.interactions.reindex import SIGNATURE_KEY, index_signature  # noqa: E402
+from fhir_server.fhir.resource_types import RESOURCE_TYPES  # noqa: E402
+from fhir_server.interactions.reindex import index_signature, signature_key  # noqa: E402
 from fhir_server.interactions.versioning import make_write  # noqa: E402
 from fhir_server.search.parse import parse  # noqa: E402
 from fhir_server.storage import sqlite_search  # noqa: E402
@@ -179,7 +180,8 @@ async def load(path: Path, start: int, stop: int, seed: int = 5) -> float:
     if batch:
         await store.commit(batch)
     # indexed by this version's code: the server need not reindex at start-up
-    await store.set_meta(SIGNATURE_KEY, index_signature())
+    for rtype in RESOURCE_TYPES:
+        await store.set_meta(signature_key(rtype), index_signature(rtype))
     await store.close()
     conn = sqlite3.connect(path)
     # no ANALYZE: the query plans must be right without statistics, as a fresh server has none

@@ -28,15 +28,20 @@ INDEX_FORMAT = 1
 log = logging.getLogger("fhir_server.reindex")
 
 
-def index_signature() -> str:
-    """What the terms of a resource depend on: the parameters (their paths and options,
-    not their descriptions) and the format of the extraction."""
-    parts = [f"format={INDEX_FORMAT}"]
-    for rtype in sorted(SEARCH_PARAMS):
-        for name, p in sorted(SEARCH_PARAMS[rtype].items()):
-            options = (p.type, p.paths, p.targets, p.only_targets, p.by_identifier)
-            options += (p.compartment, p.sortable, p.absent)
-            parts.append(f"{rtype}.{name}={options!r}")
+def signature_key(rtype: str) -> str:
+    return f"{SIGNATURE_KEY}:{rtype}"
+
+
+def index_signature(rtype: str) -> str:
+    """What the terms of a resource of `rtype` depend on: its parameters (their paths and
+    options, not their descriptions) and the format of the extraction. Kept per type, so
+    that a parameter added to one type reindexes that type alone (AuditEvents, the most
+    numerous, are left alone when a DocumentReference parameter is added)."""
+    parts = [f"format={INDEX_FORMAT}", f"type={rtype}"]
+    for name, p in sorted(SEARCH_PARAMS.get(rtype, {}).items()):
+        options = (p.type, p.paths, p.targets, p.only_targets, p.by_identifier)
+        options += (p.compartment, p.sortable, p.absent)
+        parts.append(f"{name}={options!r}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -58,9 +63,11 @@ async def reindex(
     """Rewrite the index terms of every live resource of `types` (default: all);
     `progress(rtype, n)` after each batch of n resources."""
     report = ReindexReport()
-    for rtype in types or RESOURCE_TYPES:
+    wanted = list(RESOURCE_TYPES if types is None else types)
+    for rtype in wanted:
         if rtype not in RESOURCE_TYPES:
             raise ValueError(f"unknown resource type {rtype!r}")
+    for rtype in wanted:
         report.reindexed[rtype] = 0
         after: str | None = None
         while True:
@@ -71,18 +78,24 @@ async def reindex(
                 progress(rtype, len(batch))
             if after is None:
                 break
-    if types is None:  # everything is indexed as this version indexes
-        await store.set_meta(SIGNATURE_KEY, index_signature())
+        # every resource of the type is now indexed as this version indexes
+        await store.set_meta(signature_key(rtype), index_signature(rtype))
     return report
 
 
 async def reindex_if_stale(store: Store) -> ReindexReport | None:
-    """At start-up: reindex when the store was indexed by another version (or by one that
-    kept no signature); None when it is current or cannot be reached (503 until it is)."""
+    """At start-up: reindex the types the store holds as indexed by another version (or by
+    one that kept no signature); None when all are current or the store cannot be reached
+    (it answers 503 until it can)."""
     try:
-        if await store.meta(SIGNATURE_KEY) == index_signature():
+        stale = [
+            rtype
+            for rtype in RESOURCE_TYPES
+            if await store.meta(signature_key(rtype)) != index_signature(rtype)
+        ]
+        if not stale:
             return None
-        report = await reindex(store)
+        report = await reindex(store, stale)
     except StoreUnavailable as exc:
         log.warning("search index not checked, the store is unreachable: %s", exc)
         return None

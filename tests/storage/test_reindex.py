@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 from fhir_server.api.app import create_app
 from fhir_server.cli import main
 from fhir_server.config import Settings
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.interactions.reindex import (
-    SIGNATURE_KEY,
     index_signature,
     reindex,
     reindex_if_stale,
+    signature_key,
 )
 from fhir_server.interactions.versioning import make_write
 from fhir_server.search.plan import parse_query
@@ -129,7 +130,8 @@ def test_the_server_reindexes_a_store_indexed_by_another_version(
         await old.open()
         try:
             await old.commit([_as_written_before_is_archived("d0")])
-            assert await old.meta(SIGNATURE_KEY) is None  # a store from before signatures
+            # a store from before signatures
+            assert await old.meta(signature_key("DocumentReference")) is None
         finally:
             await old.close()
 
@@ -143,12 +145,13 @@ def test_the_server_reindexes_a_store_indexed_by_another_version(
         again = _same_data(store)
         await again.open()
         try:
-            return await again.meta(SIGNATURE_KEY), await reindex_if_stale(again)
+            key = signature_key("DocumentReference")
+            return await again.meta(key), await reindex_if_stale(again)
         finally:
             await again.close()
 
     signature, again = asyncio.run(after_start())
-    assert signature == index_signature()
+    assert signature == index_signature("DocumentReference")
     assert again is None  # indexed by this version: nothing to do at the next start
 
 
@@ -156,13 +159,31 @@ def test_the_signature_follows_the_parameters(monkeypatch: pytest.MonkeyPatch) -
     from fhir_server.interactions import reindex as module
     from fhir_server.search.params import SEARCH_PARAMS
 
-    before = index_signature()
+    before = {t: index_signature(t) for t in ("DocumentReference", "AuditEvent")}
     archived = SEARCH_PARAMS["DocumentReference"]["isArchived"]
     monkeypatch.setitem(
         SEARCH_PARAMS["DocumentReference"], "isArchived", replace(archived, absent=None)
     )
-    assert index_signature() != before
+    assert index_signature("DocumentReference") != before["DocumentReference"]
+    assert index_signature("AuditEvent") == before["AuditEvent"]  # only that type reindexes
     monkeypatch.undo()
-    assert index_signature() == before
+    assert index_signature("DocumentReference") == before["DocumentReference"]
     monkeypatch.setattr(module, "INDEX_FORMAT", module.INDEX_FORMAT + 1)
-    assert index_signature() != before
+    assert all(index_signature(t) != sig for t, sig in before.items())
+
+
+def test_only_stale_types_are_reindexed_at_start(store: Any) -> None:
+    async def body() -> None:
+        await store.open()
+        try:
+            await store.commit([_as_written_before_is_archived("d0")])
+            for rtype in RESOURCE_TYPES:
+                if rtype != "DocumentReference":
+                    await store.set_meta(signature_key(rtype), index_signature(rtype))
+            report = await reindex_if_stale(store)
+            assert report is not None and report.reindexed == {"DocumentReference": 1}
+            assert await reindex_if_stale(store) is None
+        finally:
+            await store.close()
+
+    asyncio.run(body())
