@@ -68,19 +68,27 @@ async def reindex(
         if rtype not in RESOURCE_TYPES:
             raise ValueError(f"unknown resource type {rtype!r}")
     for rtype in wanted:
-        report.reindexed[rtype] = 0
-        after: str | None = None
-        while True:
-            batch, after = await store.scan(rtype, after=after, count=BATCH)
-            entries = [(s.id, s.version, extract_terms(rtype, s.resource or {})) for s in batch]
-            report.reindexed[rtype] += await store.reindex(rtype, entries)
-            if progress is not None:
-                progress(rtype, len(batch))
-            if after is None:
-                break
+        # no parameter, no terms (Binary): nothing to rewrite, and its bytes stay unread
+        found = await _reindex_type(store, rtype, progress) if SEARCH_PARAMS.get(rtype) else 0
+        report.reindexed[rtype] = found
         # every resource of the type is now indexed as this version indexes
         await store.set_meta(signature_key(rtype), index_signature(rtype))
     return report
+
+
+async def _reindex_type(
+    store: Store, rtype: str, progress: Callable[[str, int], None] | None
+) -> int:
+    done = 0
+    after: str | None = None
+    while True:
+        batch, after = await store.scan(rtype, after=after, count=BATCH)
+        entries = [(s.id, s.version, extract_terms(rtype, s.resource or {})) for s in batch]
+        done += await store.reindex(rtype, entries)
+        if progress is not None:
+            progress(rtype, len(batch))
+        if after is None:
+            return done
 
 
 async def reindex_if_stale(store: Store) -> ReindexReport | None:
