@@ -1,11 +1,11 @@
 """Throughput of one `dmp-fhir serve` process over HTTP: Patient create, then read.
 
-    /work/venv/bin/python benchmarks/crud_throughput.py --store sqlite
-    /work/venv/bin/python benchmarks/crud_throughput.py --store mongoeco   # needs .venv-mongo
-    /work/venv/bin/python benchmarks/crud_throughput.py --store mongo --mongodb-uri URI
+    .venv/bin/python benchmarks/crud_throughput.py --store sqlite
+    .venv/bin/python benchmarks/crud_throughput.py --store mongoeco   # needs .venv-mongo
+    .venv/bin/python benchmarks/crud_throughput.py --store mongo --mongodb-uri URI
 
-Starts the server as a subprocess (uvicorn, one worker), waits for /health, then sends N
-creates and N reads with C requests in flight, and prints requests/second and latency
+Starts the server as a subprocess (uvicorn, one worker, authentication off: the REST core
+alone), waits for /health, then sends N creates and N reads with C requests in flight, and prints requests/second and latency
 percentiles; JSON results go to benchmarks/out/. Keep N small on mongoeco: the emulator
 slows down past a few thousand documents per collection. mongoeco is an emulator, not a
 mongod: its figures say nothing about MongoDB's own speed, only that the adapter works.
@@ -108,7 +108,9 @@ async def drive(base: str, n: int, concurrency: int) -> list[dict]:
 
 def start_app(args: argparse.Namespace, data_dir: Path, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(data_dir)]
+    # the REST core alone, on loopback: the DMP policy's cost is measured by ingest.py and
+    # search.py (with tokens)
+    cmd += ["--data-dir", str(data_dir), "--auth", "none"]
     if args.mongodb_uri:
         cmd += ["--mongodb-uri", args.mongodb_uri]
     env = {**os.environ, "DMP_FHIR_LOG_LEVEL": "warning"}
