@@ -5,8 +5,8 @@
     .venv/bin/python benchmarks/crud_throughput.py --store mongo --mongodb-uri URI
 
 Starts the server as a subprocess (uvicorn, one worker, authentication off: the REST core
-alone), waits for /health, then sends N creates and N reads with C requests in flight, and prints requests/second and latency
-percentiles; JSON results go to benchmarks/out/. Keep N small on mongoeco: the emulator
+alone), waits for /health, then sends N creates and N reads with C requests in flight, and
+prints requests/second and latency percentiles; JSON results go to benchmarks/out/. Keep N small on mongoeco: the emulator
 slows down past a few thousand documents per collection. mongoeco is an emulator, not a
 mongod: its figures say nothing about MongoDB's own speed, only that the adapter works.
 """
