@@ -67,10 +67,9 @@ def test_size_limit(fixture_bytes):
     )
 
 
-def test_empty_body():
-    assert _issues(_refusal(b"  ")) == [
-        ("structure", "CDA document refused: the body is empty", ())
-    ]
+@pytest.mark.parametrize("body", [b"", b"  ", b"\r\n\t"])
+def test_empty_body(body):
+    assert _issues(_refusal(body)) == [("structure", "CDA document refused: the body is empty", ())]
 
 
 def test_every_missing_element_is_reported_with_its_location(fixture_bytes):
