@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.search.index import extract_terms
-from fhir_server.search.params import SEARCH_PARAMS
+from fhir_server.search.params import params_of
 from fhir_server.storage.port import Store, StoreUnavailable
 
 BATCH = 500
@@ -38,10 +38,7 @@ def index_signature(rtype: str) -> str:
     that a parameter added to one type reindexes that type alone (AuditEvents, the most
     numerous, are left alone when a DocumentReference parameter is added)."""
     parts = [f"format={INDEX_FORMAT}", f"type={rtype}"]
-    for name, p in sorted(SEARCH_PARAMS.get(rtype, {}).items()):
-        options = (p.type, p.paths, p.targets, p.only_targets, p.by_identifier)
-        options += (p.compartment, p.sortable, p.absent)
-        parts.append(f"{name}={options!r}")
+    parts += [repr(replace(p, description="")) for _, p in sorted(params_of(rtype).items())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -69,7 +66,7 @@ async def reindex(
             raise ValueError(f"unknown resource type {rtype!r}")
     for rtype in wanted:
         # no parameter, no terms (Binary): nothing to rewrite, and its bytes stay unread
-        found = await _reindex_type(store, rtype, progress) if SEARCH_PARAMS.get(rtype) else 0
+        found = await _reindex_type(store, rtype, progress) if params_of(rtype) else 0
         report.reindexed[rtype] = found
         # every resource of the type is now indexed as this version indexes
         await store.set_meta(signature_key(rtype), index_signature(rtype))

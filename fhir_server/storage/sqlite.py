@@ -285,8 +285,7 @@ class SqliteStore:
                 "content = ? WHERE rid = ?",
                 (w.version, w.last_updated, int(deleted), patient, content, rid),
             )
-            for kind in INDEX_TABLES:
-                conn.execute(f'DELETE FROM "{t}_{kind}" WHERE rid = ?', (rid,))
+            self._delete_terms(conn, t, rid)
         self._write_keys(conn, w)
         if not deleted:
             self._write_terms(conn, t, rid, w.index)
@@ -349,6 +348,11 @@ class SqliteStore:
                     "SELECT rtype, id FROM unique_keys WHERE key = ?", (key,)
                 ).fetchone()
                 raise UniqueViolation(key, holder[0], holder[1]) from None
+
+    @staticmethod
+    def _delete_terms(conn: sqlite3.Connection, t: str, rid: int) -> None:
+        for kind in INDEX_TABLES:
+            conn.execute(f'DELETE FROM "{t}_{kind}" WHERE rid = ?', (rid,))
 
     @staticmethod
     def _write_terms(conn: sqlite3.Connection, t: str, rid: int, terms: IndexTerms) -> None:
@@ -503,8 +507,7 @@ class SqliteStore:
                 ).fetchone()
                 if row is None:  # written again meanwhile: indexed by that write
                     continue
-                for kind in INDEX_TABLES:
-                    conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
+                self._delete_terms(conn, rtype, row[0])
                 self._write_terms(conn, rtype, row[0], terms)
                 conn.execute(
                     f'UPDATE "{rtype}" SET patient = ? WHERE rid = ?', (terms.patient, row[0])
@@ -537,8 +540,7 @@ class SqliteStore:
         def remove(conn: sqlite3.Connection) -> tuple[None, None]:
             row = conn.execute(f'SELECT rid FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
             if row:
-                for kind in INDEX_TABLES:
-                    conn.execute(f'DELETE FROM "{rtype}_{kind}" WHERE rid = ?', (row[0],))
+                self._delete_terms(conn, rtype, row[0])
             conn.execute(f'DELETE FROM "{rtype}" WHERE id = ?', (id,))
             conn.execute(f'DELETE FROM "{rtype}_history" WHERE id = ?', (id,))
             conn.execute("DELETE FROM resource_data WHERE rtype = ? AND id = ?", (rtype, id))
