@@ -6,6 +6,7 @@ missing. Navigation uses precomputed Clark-notation paths (no XPath compilation 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -124,12 +125,59 @@ class CdaHeader:
 
 
 # --- small readers -------------------------------------------------------------------------
+# Navigation goes through one pass over an element's children (`_kids`, a C-level
+# iteration) rather than `find` per tag: `find` runs lxml's path machinery in Python, and a
+# header needs some 75 lookups per document.
+
+Kids = dict[str, list[Element]]
+_NONE: tuple[None] = (None,)
+
+
+def _kids(el: Element | None) -> Kids:
+    """An element's child elements by (Clark) tag, in document order; comments skipped."""
+    out: Kids = {}
+    if el is None:
+        return out
+    for child in el.iterchildren(etree.Element):
+        tag = child.tag
+        if tag in out:
+            out[tag].append(child)
+        else:
+            out[tag] = [child]
+    return out
+
+
+def _first(kids: Kids, tag: str) -> Element | None:
+    return (kids.get(tag) or _NONE)[0]
+
+
+def _at(el: Element | None, *tags: str) -> Element | None:
+    """The first element down a path of child tags (as `find` would: every branch tried)."""
+    if el is None:
+        return None
+    if len(tags) == 1:
+        return next(el.iterchildren(tags[0]), None)
+    return _down(el.iterchildren(tags[0]), tags[1:])
+
+
+def _down(els: Iterable[Element], tags: tuple[str, ...]) -> Element | None:
+    """The first element down a path of child tags from any of `els`."""
+    for el in els:
+        found = _at(el, *tags)
+        if found is not None:
+            return found
+    return None
 
 
 def _text(el: Element | None) -> str | None:
     if el is None:
         return None
-    text = "".join(el.itertext()).strip()
+    if len(el):  # mixed content
+        text = "".join(el.itertext())
+    else:
+        text = el.text
+        if text is None:
+            return None
     return " ".join(text.split()) or None
 
 
@@ -142,10 +190,8 @@ def _ii(el: Element | None) -> II | None:
     return II(root.strip(), (el.get("extension") or "").strip() or None)
 
 
-def _iis(parent: Element | None, tag: str = _p("id")) -> tuple[II, ...]:
-    if parent is None:
-        return ()
-    return tuple(ii for el in parent.iterfind(tag) if (ii := _ii(el)) is not None)
+def _iis(kids: Kids) -> tuple[II, ...]:
+    return tuple(ii for el in kids.get(_ID, ()) if (ii := _ii(el)) is not None)
 
 
 def _code(el: Element | None) -> Code | None:
@@ -161,24 +207,30 @@ def _value(el: Element | None) -> str | None:
     return None if el is None else (el.get("value") or None)
 
 
+def _texts(kids: Kids, tag: str) -> tuple[str, ...]:
+    return tuple(t for el in kids.get(tag, ()) if (t := _text(el)))
+
+
 def _name(el: Element | None) -> PersonName | None:
     if el is None:
         return None
+    kids = _kids(el)
     return PersonName(
-        family=_text(el.find(_p("family"))),
-        given=tuple(t for g in el.iterfind(_p("given")) if (t := _text(g))),
-        prefix=tuple(t for g in el.iterfind(_p("prefix")) if (t := _text(g))),
-        suffix=tuple(t for g in el.iterfind(_p("suffix")) if (t := _text(g))),
+        family=_text(_first(kids, _FAMILY)),
+        given=_texts(kids, _GIVEN),
+        prefix=_texts(kids, _p("prefix")),
+        suffix=_texts(kids, _p("suffix")),
     )
 
 
 def _organization(el: Element | None) -> Organization | None:
     if el is None:
         return None
+    kids = _kids(el)
     return Organization(
-        ids=_iis(el),
-        name=_text(el.find(_p("name"))),
-        industry_code=_code(el.find(_p("standardIndustryClassCode"))),
+        ids=_iis(kids),
+        name=_text(_first(kids, _p("name"))),
+        industry_code=_code(_first(kids, _p("standardIndustryClassCode"))),
     )
 
 
@@ -186,131 +238,149 @@ def _actor(entity: Element | None, time: str | None = None) -> Actor | None:
     """Read an assignedAuthor or assignedEntity."""
     if entity is None:
         return None
+    kids = _kids(entity)
     return Actor(
-        ids=_iis(entity),
-        code=_code(entity.find(_p("code"))),
-        name=_name(entity.find(_p("assignedPerson/name"))),
-        organization=_organization(entity.find(_p("representedOrganization"))),
+        ids=_iis(kids),
+        code=_code(_first(kids, _CODE)),
+        name=_name(_down(kids.get(_p("assignedPerson"), ()), (_p("name"),))),
+        organization=_organization(_first(kids, _p("representedOrganization"))),
         time=time,
-        device=_text(entity.find(_p("assignedAuthoringDevice/softwareName"))),
+        device=_text(_down(kids.get(_p("assignedAuthoringDevice"), ()), (_p("softwareName"),))),
     )
 
 
 # --- sections of the header ----------------------------------------------------------------
 
-_RECORD_TARGET = _p("recordTarget/patientRole")
-_PATIENT = _p("patient")
+_ID = _p("id")
+_CODE = _p("code")
+_TIME = _p("time")
+_FAMILY = _p("family")
+_GIVEN = _p("given")
+_ASSIGNED_ENTITY = _p("assignedEntity")
 
 
-def _qualified(name: Element, tag: str, qualifier: str | None) -> str | None:
-    for el in name.iterfind(_p(tag)):
+def _qualified(name: Kids, tag: str, qualifier: str | None) -> str | None:
+    for el in name.get(tag, ()):
         if el.get("qualifier") == qualifier:
             return _text(el)
     return None
 
 
-def _record_target(root: Element) -> PatientIdentity | None:
-    role = root.find(_RECORD_TARGET)
+def _record_target(root: Kids) -> PatientIdentity | None:
+    role = _down(root.get(_p("recordTarget"), ()), (_p("patientRole"),))
     if role is None:
         return None
-    patient = role.find(_PATIENT)
-    name = patient.find(_p("name")) if patient is not None else None
-    qualified = (lambda tag, q: _qualified(name, tag, q)) if name is not None else (lambda *_: None)
-    birthplace = patient.find(_p("birthplace/place/addr")) if patient is not None else None
+    role_kids = _kids(role)
+    patient = _kids(_first(role_kids, _p("patient")))
+    name = _kids(_first(patient, _p("name")))
+    birthplace = _kids(_down(patient.get(_p("birthplace"), ()), (_p("place"), _p("addr"))))
+    gender = _first(patient, _p("administrativeGenderCode"))
     return PatientIdentity(
-        ids=_iis(role),
-        birth_family=qualified("family", "BR") or qualified("family", None),
-        birth_given_names=qualified("given", None),
-        first_birth_given=qualified("given", "BR"),
-        used_family=qualified("family", "CL"),
-        used_given=qualified("given", "CL"),
-        gender=(
-            g.get("code")
-            if patient is not None
-            and (g := patient.find(_p("administrativeGenderCode"))) is not None
-            else None
-        ),
-        birth_time=_value(patient.find(_p("birthTime"))) if patient is not None else None,
-        birthplace_insee=_text(birthplace.find(_p("county"))) if birthplace is not None else None,
-        birthplace_city=_text(birthplace.find(_p("city"))) if birthplace is not None else None,
+        ids=_iis(role_kids),
+        birth_family=_qualified(name, _FAMILY, "BR") or _qualified(name, _FAMILY, None),
+        birth_given_names=_qualified(name, _GIVEN, None),
+        first_birth_given=_qualified(name, _GIVEN, "BR"),
+        used_family=_qualified(name, _FAMILY, "CL"),
+        used_given=_qualified(name, _GIVEN, "CL"),
+        gender=gender.get("code") if gender is not None else None,
+        birth_time=_value(_first(patient, _p("birthTime"))),
+        birthplace_insee=_text(_first(birthplace, _p("county"))),
+        birthplace_city=_text(_first(birthplace, _p("city"))),
     )
 
 
-def _authors(root: Element) -> tuple[Actor, ...]:
+def _authors(root: Kids) -> tuple[Actor, ...]:
     out = []
-    for author in root.iterfind(_p("author")):
-        actor = _actor(author.find(_p("assignedAuthor")), _value(author.find(_p("time"))))
+    for author in root.get(_p("author"), ()):
+        kids = _kids(author)
+        actor = _actor(_first(kids, _p("assignedAuthor")), _value(_first(kids, _TIME)))
         if actor is not None:
             out.append(actor)
     return tuple(out)
 
 
-def _service_events(root: Element) -> tuple[ServiceEvent, ...]:
+def _service_events(root: Kids) -> tuple[ServiceEvent, ...]:
     out = []
-    for event in root.iterfind(_p("documentationOf/serviceEvent")):
-        performers = tuple(
-            actor
-            for perf in event.iterfind(_p("performer"))
-            if (actor := _actor(perf.find(_p("assignedEntity")))) is not None
-        )
-        out.append(
-            ServiceEvent(
-                code=_code(event.find(_p("code"))),
-                low=_value(event.find(_p("effectiveTime/low"))),
-                high=_value(event.find(_p("effectiveTime/high"))),
-                performers=performers,
+    for doc_of in root.get(_p("documentationOf"), ()):
+        for event in doc_of.iterchildren(_p("serviceEvent")):
+            kids = _kids(event)
+            performers = tuple(
+                actor
+                for perf in kids.get(_p("performer"), ())
+                if (actor := _actor(_at(perf, _ASSIGNED_ENTITY))) is not None
             )
-        )
+            times = kids.get(_p("effectiveTime"), ())
+            out.append(
+                ServiceEvent(
+                    code=_code(_first(kids, _CODE)),
+                    low=_value(_down(times, (_p("low"),))),
+                    high=_value(_down(times, (_p("high"),))),
+                    performers=performers,
+                )
+            )
     return tuple(out)
 
 
-def _related(root: Element) -> tuple[RelatedDocument, ...]:
+def _related(root: Kids) -> tuple[RelatedDocument, ...]:
     out = []
-    for rel in root.iterfind(_p("relatedDocument")):
-        parent = rel.find(_p("parentDocument"))
+    for rel in root.get(_p("relatedDocument"), ()):
+        parent = _at(rel, _p("parentDocument"))
+        kids = _kids(parent)
         out.append(
             RelatedDocument(
                 type_code=rel.get("typeCode") or "",
-                parent_ids=_iis(parent),
-                parent_set_id=_ii(parent.find(_p("setId"))) if parent is not None else None,
+                parent_ids=_iis(kids),
+                parent_set_id=_ii(_first(kids, _p("setId"))) if parent is not None else None,
             )
         )
     return tuple(out)
 
 
-_NON_XML_TEXT = _p("component/nonXMLBody/text")
-_NON_XML_BODY = _p("component/nonXMLBody")
+def _non_xml_body(root: Kids) -> Element | None:
+    return _down(root.get(_p("component"), ()), (_p("nonXMLBody"),))
 
 
 def read_header(root: Element) -> CdaHeader:
     """Read the header of a parsed ClinicalDocument (see parse.parse_cda)."""
-    non_xml_text = root.find(_NON_XML_TEXT)
-    legal = root.find(_p("legalAuthenticator"))
+    kids = _kids(root)
+    non_xml_body = _non_xml_body(kids)
+    non_xml_text = _down(kids.get(_p("component"), ()), (_p("nonXMLBody"), _p("text")))
+    legal = _kids(_first(kids, _p("legalAuthenticator")))
+    language = _first(kids, _p("languageCode"))
     return CdaHeader(
-        template_ids=tuple(t.get("root") or "" for t in root.iterfind(_p("templateId"))),
-        id=_ii(root.find(_p("id"))),
-        code=_code(root.find(_p("code"))),
-        title=_text(root.find(_p("title"))),
-        effective_time=_value(root.find(_p("effectiveTime"))),
-        confidentiality=_code(root.find(_p("confidentialityCode"))),
-        language=(lc.get("code") if (lc := root.find(_p("languageCode"))) is not None else None),
-        set_id=_ii(root.find(_p("setId"))),
-        version_number=_value(root.find(_p("versionNumber"))),
-        record_target=_record_target(root),
-        authors=_authors(root),
+        template_ids=tuple(t.get("root") or "" for t in kids.get(_p("templateId"), ())),
+        id=_ii(_first(kids, _ID)),
+        code=_code(_first(kids, _CODE)),
+        title=_text(_first(kids, _p("title"))),
+        effective_time=_value(_first(kids, _p("effectiveTime"))),
+        confidentiality=_code(_first(kids, _p("confidentialityCode"))),
+        language=language.get("code") if language is not None else None,
+        set_id=_ii(_first(kids, _p("setId"))),
+        version_number=_value(_first(kids, _p("versionNumber"))),
+        record_target=_record_target(kids),
+        authors=_authors(kids),
         custodian=_organization(
-            root.find(_p("custodian/assignedCustodian/representedCustodianOrganization"))
+            _down(
+                kids.get(_p("custodian"), ()),
+                (_p("assignedCustodian"), _p("representedCustodianOrganization")),
+            )
         ),
         legal_authenticator=(
-            _actor(legal.find(_p("assignedEntity")), _value(legal.find(_p("time"))))
-            if legal is not None
-            else None
+            _actor(_first(legal, _ASSIGNED_ENTITY), _value(_first(legal, _TIME))) if legal else None
         ),
-        service_events=_service_events(root),
+        service_events=_service_events(kids),
         facility_type=_code(
-            root.find(_p("componentOf/encompassingEncounter/location/healthCareFacility/code"))
+            _down(
+                kids.get(_p("componentOf"), ()),
+                (
+                    _p("encompassingEncounter"),
+                    _p("location"),
+                    _p("healthCareFacility"),
+                    _CODE,
+                ),
+            )
         ),
-        related_documents=_related(root),
+        related_documents=_related(kids),
         non_xml_media_type=non_xml_text.get("mediaType") if non_xml_text is not None else None,
-        has_non_xml_body=root.find(_NON_XML_BODY) is not None,
+        has_non_xml_body=non_xml_body is not None,
     )
