@@ -23,7 +23,7 @@ from fhir_server.storage.port import Store, StoreUnavailable
 BATCH = 500
 SIGNATURE_KEY = "search-index-signature"
 # bump when `search.index` changes the terms it makes for the same parameters
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: one token term per code, the code before its system
 
 log = logging.getLogger("fhir_server.reindex")
 

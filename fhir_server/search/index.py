@@ -2,9 +2,9 @@
 along the paths of `search.params`, no fhir.resources models on this path).
 
 Encodings (both stores store them as they are):
-- token: "system|code", plus the bare "code" (any system); "|code" when there is no
-  system. Identifiers likewise with their value; booleans "true"/"false"; `code`
-  elements bare only (their system is implicit).
+- token: one value per code, the code before its system (`search.tokens`); identifiers
+  likewise with their value; booleans "true"/"false"; `code` elements and URIs with no
+  system (theirs is implicit).
 - reference: "Type/id" (base URL and _history stripped). With `by_identifier`, the
   reference's identifier (or the identifier of the contained resource it points at) is
   also a token of "<param>:identifier".
@@ -25,6 +25,7 @@ from typing import Any
 from fhir_server.fhir.compartment import patient_of
 from fhir_server.search.dates import parse_range, period_range
 from fhir_server.search.params import SearchParam, params_of
+from fhir_server.search.tokens import indexable, token_value
 from fhir_server.storage.port import IndexTerms
 
 _SEGMENT = re.compile(r"ext\([^)]*\)|[^.]+")
@@ -74,18 +75,18 @@ def values_at(resource: dict[str, Any], param: SearchParam) -> list[Any]:
 
 
 def coded(system: Any, code: Any) -> list[str]:
-    if not isinstance(code, str) or not code:
+    if not isinstance(code, str) or not code or not indexable(code):
         return []
     if isinstance(system, str) and system:
-        return [code, f"{system}|{code}"]
-    return [code, f"|{code}"]
+        return [token_value(system, code)] if indexable(system) else []
+    return [token_value(None, code)]
 
 
 def token_values(value: Any) -> list[str]:
     if isinstance(value, bool):
-        return ["true" if value else "false"]
+        return [token_value(None, "true" if value else "false")]
     if isinstance(value, str):
-        return [value] if value else []
+        return coded(None, value)
     if not isinstance(value, dict):
         return []
     if "coding" in value:  # CodeableConcept
@@ -176,8 +177,7 @@ def _add_token(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> No
 
 
 def _add_uri(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
-    if isinstance(value, str) and value:
-        acc.tokens.append((p.name, value))
+    acc.tokens += [(p.name, v) for v in coded(None, value)]
 
 
 def _add_reference(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from fhir_server.errors import bad_request
 from fhir_server.fhir.numbers import capped
+from fhir_server.search import tokens
 from fhir_server.search.dates import parse_range, widen
 from fhir_server.search.index import fold, reference_key
 from fhir_server.search.params import INCLUDES, REQUIRED, SearchParam, params_of, sortable
@@ -30,6 +31,7 @@ from fhir_server.search.plan import (
     StringMatch,
     TermIn,
     TermPrefix,
+    TermSuffix,
     decode_cursor,
 )
 
@@ -85,14 +87,15 @@ def _or(parts: list[Cond]) -> Cond:
 
 
 def token_term(name: str, value: str) -> Cond:
+    """One token value of a query (`search.tokens` has the term layout)."""
     if "|" not in value:
-        return TermIn("tok", (f"{name}|{value}",))
+        return TermPrefix("tok", tokens.code_prefix(name, value))
     system, code = value.split("|", 1)
     if not code:
         if not system:
             raise bad_request(f"Empty token '|' in {name}", name)
-        return TermPrefix("tok", f"{name}|{system}|")
-    return TermIn("tok", (f"{name}|{system}|{code}",))
+        return TermSuffix("tok", f"{name}|", tokens.system_suffix(system))
+    return TermIn("tok", (tokens.term(name, system, code),))
 
 
 def _ref_keys(p: SearchParam, value: str, type_mod: str | None) -> list[str]:

@@ -5,8 +5,11 @@ mongo_search.py` to a MongoDB filter; both must give the same answers.
 A plan is the AND of its `where` conditions. Conditions are a small algebra:
 
 - TermIn(kind, terms): the resource has one of these exact index terms ("param|value"),
-  kind "tok" (tokens) or "ref" (references).
-- TermPrefix(kind, prefix): the resource has a term starting with prefix (`system|`).
+  kind "tok" (tokens, laid out as `search.tokens` says) or "ref" (references).
+- TermPrefix(kind, prefix): the resource has a term starting with prefix (a code in any
+  system).
+- TermSuffix(kind, prefix, suffix): the resource has a term starting with prefix and
+  ending with suffix (any code of a system: `system|`).
 - StringMatch(param, mode, value): a string index entry equal to / starting with /
   containing value (already folded, except for "exact" which targets "param:exact").
 - DateMatch(param, bounds): one date entry of param satisfies every bound
@@ -51,6 +54,13 @@ class TermIn:
 class TermPrefix:
     kind: TermKind
     prefix: str
+
+
+@dataclass(frozen=True)
+class TermSuffix:
+    kind: TermKind
+    prefix: str
+    suffix: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,7 @@ class Not:
 Cond = (
     TermIn
     | TermPrefix
+    | TermSuffix
     | StringMatch
     | DateMatch
     | Has

@@ -7,7 +7,7 @@ and `storage` do not import `policy`:
     match_nothing: bool; patient: str; allowed_classes: frozenset[str] | None;
     exclude: [rule(code, system, unless_author_rpps, only_if_filed_after: datetime|None)]
 
-A document is hidden by a rule when it carries the label "<system>|<code>", no author of
+A document is hidden by a rule when it carries the label <system>|<code>, no author of
 it has that RPPS, and (if set) it was filed (DocumentReference.date) after the cutoff or
 has no date. `sqlite_search.visibility_sql` and `mongo_search.visibility_mongo` compile it;
 the guard re-checks every result with `admits`, as defence in depth.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_server.search import tokens
 from fhir_server.search.dates import render
 
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
@@ -24,8 +25,8 @@ RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 
 def visibility_terms(rule: Any) -> tuple[str, str | None, str | None]:
     """(label token term, exempt-author token term, filing cutoff instant) of one rule."""
-    label = f"security-label|{rule.system}|{rule.code}"
+    label = tokens.term("security-label", rule.system, rule.code)
     rpps = getattr(rule, "unless_author_rpps", None)
-    author = f"author:identifier|{RPPS_SYSTEM}|{rpps}" if rpps else None
+    author = tokens.term("author:identifier", RPPS_SYSTEM, rpps) if rpps else None
     after = getattr(rule, "only_if_filed_after", None)
     return label, author, render(after) if after is not None else None

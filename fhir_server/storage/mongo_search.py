@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fhir_server.search import tokens
 from fhir_server.search.plan import (
     AnyOf,
     Cond,
@@ -39,6 +40,7 @@ from fhir_server.search.plan import (
     StringMatch,
     TermIn,
     TermPrefix,
+    TermSuffix,
     encode_cursor,
 )
 from fhir_server.search.visibility import visibility_terms
@@ -66,7 +68,11 @@ def _filter_mongo(f: Any) -> Filter:
     if getattr(f, "patient", None):
         parts.append({"patient": f.patient})
     if f.allowed_classes is not None:
-        parts.append({"tok": {"$in": [f"category|{c}" for c in sorted(f.allowed_classes)]}})
+        # a class code in any system
+        classes = [
+            _prefix("tok", tokens.code_prefix("category", c)) for c in sorted(f.allowed_classes)
+        ]
+        parts.append({"$or": classes} if classes else {"_id": {"$in": []}})
     for rule in f.exclude:
         label, author, cutoff = visibility_terms(rule)
         hides: list[Filter] = [{"tok": label}]
@@ -107,6 +113,9 @@ def cond_filter(c: Cond, chains: Chains | None = None) -> Filter:
         return {_field(c.kind): terms[0] if len(terms) == 1 else {"$in": terms}}
     if isinstance(c, TermPrefix):
         return _prefix(c.kind, c.prefix)
+    if isinstance(c, TermSuffix):
+        pattern = f"^{re.escape(c.prefix)}[\\s\\S]*{re.escape(c.suffix)}$"
+        return {_field(c.kind): {"$regex": pattern}}
     if isinstance(c, StringMatch):
         return {"str": {"$elemMatch": {"p": c.param, "v": _string_value(c)}}}
     if isinstance(c, DateMatch):

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from fhir_server.search import tokens
 from fhir_server.search.plan import (
     AnyOf,
     Cond,
@@ -34,6 +35,7 @@ from fhir_server.search.plan import (
     StringMatch,
     TermIn,
     TermPrefix,
+    TermSuffix,
     encode_cursor,
 )
 from fhir_server.search.visibility import visibility_terms
@@ -64,9 +66,12 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
         classes = sorted(f.allowed_classes)
         if not classes:
             return "0", []
-        marks = ",".join("?" * len(classes))
-        parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term IN ({marks}))")
-        args += [f"category|{c}" for c in classes]
+        # a class code in any system
+        ranges = " OR ".join(["term >= ? AND term < ?"] * len(classes))
+        parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND ({ranges}))")
+        for c in classes:
+            prefix = tokens.code_prefix("category", c)
+            args += [prefix, prefix_upper(prefix)]
     for rule in f.exclude:
         label, author, cutoff = visibility_terms(rule)
         hides = [f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term = ?)"]
@@ -138,6 +143,11 @@ class _Compiler:
         self._bind(c.prefix, prefix_upper(c.prefix))
         return self._index(table, "term >= ? AND term < ?", drive)
 
+    def _TermSuffix(self, c: TermSuffix, drive: bool) -> str:
+        table = "token" if c.kind == "tok" else "ref"
+        self._bind(c.prefix, prefix_upper(c.prefix), len(c.suffix), c.suffix)
+        return self._index(table, "term >= ? AND term < ? AND substr(term, -?) = ?", drive)
+
     @staticmethod
     def _probe(column: str, drive: bool) -> str:
         # A probe (EXISTS per candidate row) must look up by rid; SQLite without
@@ -191,7 +201,7 @@ class _Compiler:
 
 
 _SCOPING = (PatientIn, PatientChain, IdIn)
-_DRIVERS = (TermIn, TermPrefix, StringMatch, DateMatch)
+_DRIVERS = (TermIn, TermPrefix, TermSuffix, StringMatch, DateMatch)
 
 
 def _drives(c: Cond) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fhir_server.search.dates import MAX_INSTANT, MIN_INSTANT
 from fhir_server.search.index import extract_terms, fold, reference_key
+from fhir_server.search.tokens import token_value as tv
 from tests.conftest import INS_TEST_SYSTEM, VALID_INS, patient
 from tests.search.fixtures import CLASS_SYSTEM, LOINC, RPPS, document
 
@@ -12,12 +13,14 @@ def test_document_tokens_refs_dates_and_sort():
     res = {**document("p1", unique_id="urn:uuid:9", period=("2024-05", None)), "id": "d1"}
     t = extract_terms("DocumentReference", res)
     tokens = set(t.tokens)
-    assert ("status", "current") in tokens
-    assert ("category", f"{CLASS_SYSTEM}|10") in tokens and ("category", "10") in tokens
-    assert ("type", f"{LOINC}|11490-0") in tokens
-    assert ("identifier", "urn:ietf:rfc:3986|urn:uuid:9") in tokens
-    assert ("author:identifier", f"{RPPS}|810000000001") in tokens  # via the contained author
-    assert ("contenttype", "text/xml") in tokens
+    assert ("status", tv(None, "current")) in tokens
+    # one term per coded value (its code, then its system)
+    assert [v for p, v in tokens if p == "category"] == [tv(CLASS_SYSTEM, "10")]
+    assert ("type", tv(LOINC, "11490-0")) in tokens
+    assert ("identifier", tv("urn:ietf:rfc:3986", "urn:uuid:9")) in tokens
+    # via the contained author
+    assert ("author:identifier", tv(RPPS, "810000000001")) in tokens
+    assert ("contenttype", tv(None, "text/xml")) in tokens
     assert set(t.refs) == {("patient", "Patient/p1"), ("subject", "Patient/p1")}
     assert t.patient == "p1"
     dates = {p: (lo, hi) for p, lo, hi in t.dates}
@@ -31,7 +34,16 @@ def test_open_start_period_and_no_system_code():
     res["category"] = [{"coding": [{"code": "X"}]}]
     t = extract_terms("DocumentReference", res)
     assert ("period", MIN_INSTANT, "2024-05-19T23:59:59.999999+00:00") in t.dates
-    assert {("category", "X"), ("category", "|X")} <= set(t.tokens)
+    assert [v for p, v in t.tokens if p == "category"] == [tv(None, "X")]
+
+
+def test_a_value_holding_the_token_separator_is_not_indexed():
+    res = document("p1")
+    res["category"] = [
+        {"coding": [{"system": "S", "code": "A\x1fB"}, {"system": "S\x1f", "code": "C"}]}
+    ]
+    t = extract_terms("DocumentReference", res)
+    assert [v for p, v in t.tokens if p == "category"] == []
 
 
 def test_patient_strings_are_folded_and_kept_exact():
@@ -41,9 +53,9 @@ def test_patient_strings_are_folded_and_kept_exact():
     assert ("family", "eleonore-dupre") in t.strings
     assert ("family:exact", "Éléonore-Dupré") in t.strings
     assert ("given", "dominique") in t.strings and ("name", "dominique") in t.strings
-    assert ("identifier", f"{INS_TEST_SYSTEM}|{VALID_INS}") in t.tokens
-    assert ("active", "true") in t.tokens and ("gender", "female") in t.tokens
-    assert ("general-practitioner:identifier", f"{RPPS}|81") in t.tokens
+    assert ("identifier", tv(INS_TEST_SYSTEM, VALID_INS)) in t.tokens
+    assert ("active", tv(None, "true")) in t.tokens and ("gender", tv(None, "female")) in t.tokens
+    assert ("general-practitioner:identifier", tv(RPPS, "81")) in t.tokens
     assert t.patient == "p9"
     assert (
         "birthdate",

@@ -48,8 +48,8 @@ def test_hot_query_filter():
         "$and": [
             {"deleted": {"$ne": True}},
             {"patient": {"$in": ["p1"]}},
-            {"tok": "status|current"},
-            {"tok": "category|urn:oid:1.2.250.1.213.1.1.4.1|10"},
+            {"tok": {"$elemMatch": {"$gte": "status|current\x1f", "$lt": "status|current "}}},
+            {"tok": "category|10\x1furn:oid:1.2.250.1.213.1.1.4.1"},
             {
                 "date": {
                     "$elemMatch": {"p": "date", "hi": {"$gte": "2024-05-01T00:00:00.000000+00:00"}}
@@ -74,14 +74,17 @@ def test_modifiers_filters():
         )
     )
     parts = filt["$and"]
-    assert {"$nor": [{"tok": "status|superseded"}]} in parts
-    assert {
-        "tok": {"$elemMatch": {"$gte": "type|http://loinc.org|", "$lt": "type|http://loinc.org}"}}
-    } in parts
+    superseded = {"$gte": "status|superseded\x1f", "$lt": "status|superseded "}
+    assert {"$nor": [{"tok": {"$elemMatch": superseded}}]} in parts
+    assert {"tok": {"$regex": "^type\\|[\\s\\S]*\x1fhttp://loinc\\.org$"}} in parts
     assert {
         "$nor": [{"tok": {"$elemMatch": {"$gte": "identifier|", "$lt": "identifier}"}}}]
     } in parts
-    assert {"tok": {"$in": ["security-label|A", "security-label|B"]}} in parts
+    labels = [
+        {"tok": {"$elemMatch": {"$gte": f"security-label|{c}\x1f", "$lt": f"security-label|{c} "}}}
+        for c in "AB"
+    ]
+    assert {"$or": labels} in parts
 
 
 def test_string_and_injection_values_stay_values():
@@ -96,7 +99,8 @@ def test_chain_needs_resolution():
     p = plan([("patient.identifier", f"{INS_TEST_SYSTEM}|{VALID_INS}"), ("status", "current")])
     [(chain, filt)] = chain_filters(p)
     assert isinstance(chain, PatientChain)
-    assert filt == {"deleted": {"$ne": True}, "tok": f"identifier|{INS_TEST_SYSTEM}|{VALID_INS}"}
+    ins = f"identifier|{VALID_INS}\x1f{INS_TEST_SYSTEM}"
+    assert filt == {"deleted": {"$ne": True}, "tok": ins}
     with pytest.raises(ValueError):
         compile_mongo(p)
     resolved, _, _ = compile_mongo(p, {chain: ["p1"]})

@@ -22,6 +22,7 @@ from fhir_server.search.plan import (
     StringMatch,
     TermIn,
     TermPrefix,
+    TermSuffix,
     decode_cursor,
     encode_cursor,
     parse_query,
@@ -37,23 +38,28 @@ def p(query, rtype="DocumentReference", **kw):
 
 def test_token_forms():
     plan = p([("category", "S|C"), ("type", "|C"), ("status", "current"), ("format", "S|")])
+    # terms are "param|code<SEP>system" (search.tokens)
     assert plan.where == (
-        TermIn("tok", ("category|S|C",)),
-        TermIn("tok", ("type||C",)),
-        TermIn("tok", ("status|current",)),
-        TermPrefix("tok", "format|S|"),
+        TermIn("tok", ("category|C\x1fS",)),
+        TermIn("tok", ("type|C\x1f",)),
+        TermPrefix("tok", "status|current\x1f"),
+        TermSuffix("tok", "format|", "\x1fS"),
     )
 
 
 def test_comma_is_or_and_escaped_comma_is_literal():
-    assert p([("status", "a,b")]).where == (TermIn("tok", ("status|a", "status|b")),)
+    assert p([("status", "a,b")]).where == (
+        AnyOf((TermPrefix("tok", "status|a\x1f"), TermPrefix("tok", "status|b\x1f"))),
+    )
     assert split_values(r"a\,b,c") == ["a,b", "c"]
     mixed = p([("category", "S|,X")]).where[0]
-    assert mixed == AnyOf((TermIn("tok", ("category|X",)), TermPrefix("tok", "category|S|")))
+    assert mixed == AnyOf(
+        (TermSuffix("tok", "category|", "\x1fS"), TermPrefix("tok", "category|X\x1f"))
+    )
 
 
 def test_modifiers():
-    assert p([("status:not", "x")]).where == (Not(TermIn("tok", ("status|x",))),)
+    assert p([("status:not", "x")]).where == (Not(TermPrefix("tok", "status|x\x1f")),)
     assert p([("status:missing", "true")]).where == (Not(Has("tok", "status")),)
     assert p([("period:missing", "false")]).where == (Has("date", "period"),)
     with pytest.raises(FhirError):
@@ -70,8 +76,8 @@ def test_references():
     assert isinstance(author, TermIn) and "author|Practitioner/3" in author.terms
     assert p([("author:Device", "3")]).where == (TermIn("ref", ("author|Device/3",)),)
     chain = p([("patient.identifier", "S|V")]).where[0]
-    assert chain == PatientChain(TermIn("tok", ("identifier|S|V",)))
-    assert p([("author.identifier", "V")]).where == (TermIn("tok", ("author:identifier|V",)),)
+    assert chain == PatientChain(TermIn("tok", ("identifier|V\x1fS",)))
+    assert p([("author.identifier", "V")]).where == (TermPrefix("tok", "author:identifier|V\x1f"),)
     for bad in ("Patient/", "../x", "Patient/a b", "a'b"):
         with pytest.raises(FhirError):
             p([("patient", bad)])
@@ -211,6 +217,6 @@ def test_cursor_round_trip_and_binding():
 
 def test_parse_query_keeps_its_conditional_create_signature():
     plan = parse_query("Patient", [("identifier", "S|V")], default_count=2, max_count=2)
-    assert plan.count == 2 and plan.where == (TermIn("tok", ("identifier|S|V",)),)
+    assert plan.count == 2 and plan.where == (TermIn("tok", ("identifier|V\x1fS",)),)
     with pytest.raises(FhirError):
         parse_query("Patient", [("unknown", "x")], default_count=2, max_count=2)

@@ -100,6 +100,10 @@ def test_token_forms(client, world):
     assert by_sys == [w["lab"]]
     assert ids(search(client, q(w, "category=11"))) == [w["lab"]]
     assert ids(search(client, q(w, "category=|11"))) == []  # has a system
+    # a code is not the start of a longer one (terms are "category|11<SEP>system")
+    assert ids(search(client, q(w, "category=1"))) == []
+    assert ids(search(client, q(w, f"category={CLASS_SYSTEM}|1"))) == []
+    assert ids(search(client, q(w, f"category={CLASS_SYSTEM[:-1]}|"))) == []
     assert set(ids(search(client, q(w, f"type={LOINC}|")))) == {w["letter"], w["lab"], w["masked"]}
     assert ids(search(client, q(w, "type=http://other|"))) == []
     assert set(ids(search(client, q(w, "category=11,10")))) == {w["letter"], w["lab"], w["masked"]}
