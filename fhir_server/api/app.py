@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -26,6 +28,15 @@ from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
 
 SWITCH_INTERVAL_S = 0.0005
+
+
+# FastAPI's built-in OpenTelemetry hooks (recent releases) look up the global providers on
+# every request; this server exports no telemetry, so they are switched off
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -54,6 +65,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        **_NO_TELEMETRY,
     )
     app.state.ctx = Context(store, settings, server=ServerIdentity(base_url=settings.base_url()))
     app.state.verifier = build_verifier(settings)
