@@ -266,12 +266,18 @@ async def read_notifications(ctx: Context, record: Record, decision: Decision) -
 
 
 def filing_notifications(
-    ctx: Context, patient_id: str, document: Mapping[str, Any], doc_ref: str
+    ctx: Context,
+    patient_id: str,
+    document: Mapping[str, Any],
+    doc_ref: str,
+    facts: DocumentFacts | None = None,
 ) -> list[Write]:
+    """The patient's notification of a new document (`facts`: the document's, when the
+    caller has them already)."""
     actor = ctx.actor
     if actor is None or actor.role in (Role.PATIENT, Role.LEGAL_REPRESENTATIVE):
         return []
-    if not notify.should_notify_new_document(document_facts(document)):
+    if not notify.should_notify_new_document(facts or document_facts(document)):
         return []
     title = str(
         (document.get("content") or [{}])[0].get("attachment", {}).get("title")
@@ -532,7 +538,7 @@ async def authorize_write(
     decisions = [await check(ctx, act, record, doc, **audit) for act, doc in wanted]
     writes = [audit_write(ctx, decisions[-1], status=200, patient_id=patient_id, **audit)]
     if rtype == "DocumentReference" and interaction == "create" and after is not None:
-        writes += filing_notifications(ctx, patient_id, after, ref)
+        writes += filing_notifications(ctx, patient_id, after, ref, wanted[-1][1])
     if creating_record:
         writes.append(notification_write(ctx, notify.record_created(patient_id, ctx.clock())))
         # the rest of this request (a transaction's other entries) sees the record open

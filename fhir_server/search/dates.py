@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 MIN_INSTANT = "0001-01-01T00:00:00.000000+00:00"
 MAX_INSTANT = "9999-12-31T23:59:59.999999+00:00"
@@ -52,6 +53,7 @@ def _instant_range(value: str) -> tuple[str, str] | None:
     return low, render(dt + timedelta(seconds=1) - _TICK)
 
 
+@lru_cache(maxsize=4096)  # a document repeats its dates (date = creation, period bounds)
 def parse_range(value: str) -> tuple[str, str] | None:
     """[low, high] of a FHIR date-like value, or None when it is not one."""
     if len(value) >= 20 and value[10:11] == "T" and value[16:17] == ":":

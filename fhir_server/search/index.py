@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -65,10 +66,32 @@ def walk(node: Any, segments: tuple[str, ...]) -> list[Any]:
     return [v for v in current if v is not None]
 
 
+Getter = Callable[[dict[str, Any]], list[Any]]
+
+
+@cache
+def _getter(path: str) -> Getter:
+    """`walk` along one path, specialised for the commonest shape (one plain element)."""
+    segments = _segments(path)
+    if len(segments) > 1 or segments[0][:4] == "ext(":
+        return lambda resource: walk(resource, segments)
+    name = segments[0]
+
+    def get(resource: dict[str, Any]) -> list[Any]:
+        value = resource.get(name)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return [v for v in value if v is not None]
+        return [value]
+
+    return get
+
+
 def values_at(resource: dict[str, Any], param: SearchParam) -> list[Any]:
     if len(param.paths) == 1:
-        return walk(resource, _segments(param.paths[0]))
-    return [v for path in param.paths for v in walk(resource, _segments(path))]
+        return _getter(param.paths[0])(resource)
+    return [v for path in param.paths for v in _getter(path)(resource)]
 
 
 # -- tokens --------------------------------------------------------------------------------
