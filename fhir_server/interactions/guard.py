@@ -36,9 +36,12 @@ from fhir_server.policy import (
 )
 from fhir_server.policy.facts import document_facts, patient_facts
 from fhir_server.policy.metadata import metadata_actions
+from fhir_server.search.plan import PatientIn, SearchPlan
 from fhir_server.storage.port import Stored, UniqueViolation, Write
 
 AUDIT_CHAIN = "audit"
+# a record holds a handful of Consents; more than this is not a record the policy reads
+CONSENTS_MAX = 1000
 # roles that may put content into a record (dmp-rules.md, "may write")
 FILING_ROLES = frozenset(
     {
@@ -98,21 +101,23 @@ async def load_record(ctx: Context, patient_id: str) -> Record:
     cache: dict[str, Record] = ctx.extras.setdefault("records", {})
     if patient_id in cache:
         return cache[patient_id]
-    from fhir_server.search.plan import parse_query  # search owns the query language
-
-    stored = await ctx.store.read("Patient", patient_id)
+    # the Patient as this request found it by INS moments ago (`patient_holding`), else read
+    stored = ctx.extras.get("patients", {}).get(patient_id)
+    if stored is None:
+        stored = await ctx.store.read("Patient", patient_id)
     patient = stored.resource if stored is not None and not stored.deleted else None
-    result = await ctx.store.search(
-        parse_query(
-            "Consent", [("patient", f"Patient/{patient_id}")], default_count=1000, max_count=1000
-        )
-    )
+    result = await ctx.store.search(consents_of(patient_id))
     consents = parse_consents(
         [s.resource for s in result.entries if s.resource], patient_id, ctx.clock()
     )
     record = Record(patient_facts(patient_id, patient, consents), consents, patient)
     cache[patient_id] = record
     return record
+
+
+def consents_of(patient_id: str) -> SearchPlan:
+    """Every Consent of the patient's record (the search `Consent?patient=ID`)."""
+    return SearchPlan("Consent", (PatientIn((patient_id,)),), count=CONSENTS_MAX)
 
 
 def new_record(patient_id: str) -> Record:

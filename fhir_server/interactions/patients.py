@@ -23,6 +23,8 @@ async def patient_holding(ctx: Context, system: str, value: str) -> str | None:
             return None
         stored = await ctx.store.read(*holder)
         if stored is not None and not stored.deleted:
+            # the record's policy reads this Patient next (`guard.load_record`)
+            ctx.extras.setdefault("patients", {})[holder[1]] = stored
             return holder[1]
         await asyncio.sleep(WAIT_SECONDS)
     raise errors.conflict(f"The Patient holding INS {value} is being created concurrently; retry")
