@@ -234,20 +234,27 @@ class SqliteStore:
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
         """Group commit (see `sqlite_writer`): this batch in its own savepoint of the next
         transaction; answered once that transaction is durable."""
-        result: list[Stored] = await self._writes.run(lambda conn: self._apply_batch(conn, writes))
+        result: list[Stored] = await self._writes.run(
+            lambda conn, isolated: self._apply_batch(conn, writes, isolated)
+        )
         return result
 
     def _apply_batch(
-        self, conn: sqlite3.Connection, writes: Sequence[Write]
+        self, conn: sqlite3.Connection, writes: Sequence[Write], isolated: bool
     ) -> tuple[list[Stored] | None, BaseException | None]:
-        conn.execute("SAVEPOINT batch")
+        """The batch's writes; on a refusal of one of them, none (when `isolated`: else
+        the group writer rolls the whole group back and applies it again, isolated)."""
+        if isolated:
+            conn.execute("SAVEPOINT batch")
         try:
             stored = [self._apply(conn, w) for w in writes]
         except (VersionConflict, UniqueViolation, ValueError) as exc:
-            conn.execute("ROLLBACK TO batch")
-            conn.execute("RELEASE batch")
+            if isolated:
+                conn.execute("ROLLBACK TO batch")
+                conn.execute("RELEASE batch")
             return None, exc
-        conn.execute("RELEASE batch")
+        if isolated:
+            conn.execute("RELEASE batch")
         return stored, None
 
     def _apply(self, conn: sqlite3.Connection, w: Write) -> Stored:
@@ -498,7 +505,7 @@ class SqliteStore:
         return await self._run_read(q)
 
     async def reindex(self, rtype: str, entries: Sequence[tuple[str, int, IndexTerms]]) -> int:
-        def replace(conn: sqlite3.Connection) -> tuple[int, None]:
+        def replace(conn: sqlite3.Connection, isolated: bool) -> tuple[int, None]:
             done = 0
             for id, version, terms in entries:
                 row = conn.execute(
@@ -526,7 +533,7 @@ class SqliteStore:
         return await self._run_read(q)
 
     async def set_meta(self, key: str, value: str) -> None:
-        def put(conn: sqlite3.Connection) -> tuple[None, None]:
+        def put(conn: sqlite3.Connection, isolated: bool) -> tuple[None, None]:
             conn.execute(
                 "INSERT INTO store_meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -537,7 +544,7 @@ class SqliteStore:
         await self._writes.run(put)
 
     async def purge(self, rtype: str, id: str) -> None:
-        def remove(conn: sqlite3.Connection) -> tuple[None, None]:
+        def remove(conn: sqlite3.Connection, isolated: bool) -> tuple[None, None]:
             row = conn.execute(f'SELECT rid FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
             if row:
                 self._delete_terms(conn, rtype, row[0])

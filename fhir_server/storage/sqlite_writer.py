@@ -1,8 +1,12 @@
 """The embedded store's one writer: group commit, with the work split between two threads.
 
 Batches queued while a transaction is being made durable share the next transaction (one
-fsync for the group), each in its own savepoint so that one batch's failure touches no
-other; every caller is answered once the transaction holding its batch is durable.
+fsync for the group); every caller is answered once the transaction holding its batch is
+durable. One batch's failure touches no other: a group is applied without savepoints (a
+savepoint copies every page the batch touches that the group dirtied before, and a
+filing touches dozens), and should a batch fail (a duplicate, a version conflict) the
+transaction is rolled back and the group applied again with each batch in a savepoint of
+its own.
 
 Applying a group (its INSERTs, under a millisecond of SQLite per filing) runs on
 the event loop thread that queued it. From a second thread, each of the ~100 statements of a
@@ -49,9 +53,11 @@ BACKSTOP_CHECKPOINT_PAGES = 16384
 CHECKPOINT_INTERVAL_S = 0.2
 
 # A job applies one batch inside the open transaction: (result, None), or (None, error)
-# for an error of that batch alone (its savepoint rolled back); raising aborts the group.
+# for an error of that batch alone; raising aborts the group. Called with isolated=False
+# a failed job may leave part of its writes (the group is then applied again); with
+# isolated=True it must leave none (its savepoint rolled back).
 Outcome = tuple[Any, BaseException | None]
-Job = Callable[[sqlite3.Connection], Outcome]
+Job = Callable[[sqlite3.Connection, bool], Outcome]
 Queued = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
@@ -180,6 +186,19 @@ class WalSyncer:
                 self.on_synced()
 
 
+def _apply_jobs(
+    conn: sqlite3.Connection, group: list[Queued], *, isolated: bool
+) -> list[Outcome] | None:
+    """Every job's outcome; None as soon as one fails when not isolated."""
+    outcomes = []
+    for job, _, _ in group:
+        outcome = job(conn, isolated)
+        if outcome[1] is not None and not isolated:
+            return None
+        outcomes.append(outcome)
+    return outcomes
+
+
 class GroupWriter:
     def __init__(self, turn_path: str | None) -> None:
         self.conn: sqlite3.Connection | None = None
@@ -271,7 +290,12 @@ class GroupWriter:
         try:
             assert conn is not None, "store not open"
             conn.execute("BEGIN IMMEDIATE")
-            outcomes = [job(conn) for job, _, _ in group]
+            outcomes = _apply_jobs(conn, group, isolated=False)
+            if outcomes is None:  # a batch failed, maybe half-written: again, isolated
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = _apply_jobs(conn, group, isolated=True)
+                assert outcomes is not None
         except BaseException as exc:  # the group as a whole cannot commit
             if conn is not None and conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):

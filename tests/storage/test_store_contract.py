@@ -224,3 +224,30 @@ def test_mongodb_keeps_a_binarys_bytes_once(store):
         assert b'"data"' not in bytes(history["content"]) and bytes(history["data"]) == document
 
     run(store, body)
+
+
+def test_a_batch_refused_half_way_leaves_nothing_and_spares_the_batches_beside_it(store):
+    """Batches committed at once share a transaction on SQLite (group commit): one refused
+    after some of its writes leaves none of them, and the others are stored."""
+
+    async def body(s):
+        await s.commit([w("create", "held", 1, keys=("K|held",))])
+        outcomes = await asyncio.gather(
+            s.commit([w("create", "a", 1, keys=("K|a",))]),
+            # its first write goes through, its second is refused: nothing of it stays
+            s.commit([w("create", "b", 1, keys=("K|b",)), w("create", "b2", 1, keys=("K|held",))]),
+            s.commit([w("create", "c", 1, keys=("K|c",))]),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], UniqueViolation) and outcomes[1].key == "K|held"
+        assert [o[0].id for o in (outcomes[0], outcomes[2])] == ["a", "c"]
+        assert (await s.read("Patient", "a")) is not None
+        assert (await s.read("Patient", "c")) is not None
+        assert await s.read("Patient", "b") is None and await s.read("Patient", "b2") is None
+        assert await s.holder_of("K|b") is None
+        assert await s.holder_of("K|held") == ("Patient", "held")
+        # and the next batches are applied as usual
+        [d] = await s.commit([w("create", "d", 1, keys=("K|b",))])
+        assert d.id == "d" and await s.holder_of("K|b") == ("Patient", "d")
+
+    run(store, body)
