@@ -44,6 +44,7 @@ async def _with_context(settings: Settings, job: Callable[[Any], Awaitable[T]]) 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fhir_server.api import processes
     from fhir_server.api.app import create_app
 
     names = {
@@ -70,7 +71,10 @@ def _serve(args: argparse.Namespace) -> int:
         value = getattr(settings, field)
         if value is not None:
             os.environ[f"DMP_FHIR_{field.upper()}"] = str(value)
-    uvicorn.run("fhir_server.api.app:create_app", factory=True, workers=settings.workers, **common)
+    if processes.supported():  # one listening socket per process: connections spread evenly
+        options = {k: v for k, v in common.items() if k not in ("host", "port")}
+        return processes.serve(settings.host, settings.port, settings.workers, options)
+    uvicorn.run(processes.APP, factory=True, workers=settings.workers, **common)
     return 0
 
 

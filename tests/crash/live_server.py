@@ -22,8 +22,16 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, data_dir: Path, log: Path, port: int | None = None, auth: str = "none"):
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        port: int | None = None,
+        auth: str = "none",
+        workers: int = 1,
+    ):
         self.auth = auth
+        self.workers = workers
         self.data_dir = data_dir
         self.log = log
         self.port = port or free_port()
@@ -55,6 +63,8 @@ class LiveServer:
                     str(self.port),
                     "--data-dir",
                     str(self.data_dir),
+                    "--workers",
+                    str(self.workers),
                 ],
                 cwd=ROOT,
                 env=env,
