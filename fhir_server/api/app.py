@@ -28,6 +28,7 @@ from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
 
 SWITCH_INTERVAL_S = 0.0005
+GC_YOUNG_THRESHOLD = 20_000
 
 
 # FastAPI's built-in OpenTelemetry hooks (recent releases) look up the global providers on
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # what start-up built (app, models, tables) lives as long as the process: out of
         # the garbage collector's sight, a full collection has less to walk per request
         gc.freeze()
+        # young collections at the default threshold (700) cost ~0.03 ms per filing
+        # (measured with gc.callbacks); at 20,000 they nearly stop
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
         try:
             yield
         finally:
