@@ -68,26 +68,31 @@ def serve(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
         stopping = True
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    started = {start(): time.monotonic() for _ in range(workers)}
+    # by sentinel (what `wait` answers): the process and when it started
+    running: dict[int, tuple[BaseProcess, float]] = {}
+    for _ in range(workers):
+        proc = start()
+        running[proc.sentinel] = (proc, time.monotonic())
     failed = False
     try:
         while not stopping:
-            for sentinel in wait([p.sentinel for p in started], timeout=0.5):
-                proc = next(p for p in started if p.sentinel == sentinel)
-                lived = time.monotonic() - started.pop(proc)
+            for sentinel in wait(list(running), timeout=0.5):
+                _, began = running.pop(sentinel)
                 if stopping:
                     break
-                if lived < MIN_LIFETIME_S:  # failing at start-up: restarting will not help
+                if time.monotonic() - began < MIN_LIFETIME_S:  # dies at start-up: it would again
                     failed = stopping = True
                     break
-                started[start()] = time.monotonic()
+                proc = start()
+                running[proc.sentinel] = (proc, time.monotonic())
     finally:
         reserved.close()
-        for proc in started:
+        procs = [proc for proc, _ in running.values()]
+        for proc in procs:
             if proc.is_alive():
                 proc.terminate()  # SIGTERM: uvicorn finishes the requests in flight
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for proc in started:
+        for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()

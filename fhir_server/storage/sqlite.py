@@ -232,8 +232,8 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
-        """Group commit (see `sqlite_writer`): this batch in its own savepoint of the next
-        transaction; answered once that transaction is durable."""
+        """Group commit (see `sqlite_writer`): this batch in the next transaction, refused
+        as a whole or written as a whole; answered once that transaction is durable."""
         result: list[Stored] = await self._writes.run(
             lambda conn, isolated: self._apply_batch(conn, writes, isolated)
         )
