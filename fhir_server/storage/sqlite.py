@@ -42,6 +42,13 @@ from fhir_server.storage.sqlite_writer import (
 
 T = TypeVar("T")
 
+# Bytes per database page, for new stores. A filing writes a CDA of tens to hundreds of KiB
+# and ~50 rows: at 8 KiB its document takes half the WAL frames (SQLite writes each with two
+# pwrite calls, and copies it again at checkpoint) while the ~50 B-tree leaves a commit
+# dirties stay small. Measured on the ANS CR-BIO over HTTP: 4 KiB -> 8 KiB +3-13 % docs/s in
+# six alternating runs out of six; 16 KiB was no better than 8.
+PAGE_SIZE = 8192
+
 
 def _row_cursor(cursor: str) -> int:
     """A history paging cursor (a row number) from a client; ValueError if it is not one."""
@@ -162,6 +169,8 @@ class SqliteStore:
 
     def _open_connection(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # takes effect when the file is created (a WAL database keeps its page size)
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._pragma_synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -175,3 +176,26 @@ def test_the_syncer_answers_every_group_even_while_closing(tmp_path: Path) -> No
     gone.stop()
     (_, [(result, error)]) = answered[-1]
     assert result is None and isinstance(error, StoreUnavailable)  # 503, not left waiting
+
+
+def test_a_new_store_uses_8_kib_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    async def open_close(path: Path) -> None:
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+
+    def page_size(path: Path) -> int:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("PRAGMA page_size").fetchone()[0]
+
+    new = tmp_path / "new.sqlite3"
+    asyncio.run(open_close(new))
+    assert page_size(new) == 8192
+
+    old = tmp_path / "old.sqlite3"  # a store created by an earlier version, 4 KiB pages
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+    asyncio.run(open_close(old))
+    assert page_size(old) == 4096
