@@ -17,6 +17,7 @@ from fhir_server import __version__
 from fhir_server.api import documents, openapi
 from fhir_server.api import errors as api_errors
 from fhir_server.api.capability import capability_statement
+from fhir_server.api.fast_routes import FilingRoute
 from fhir_server.api.responses import fhir_response
 from fhir_server.api.rest import bundle_route, router
 from fhir_server.api.security import build_verifier
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.ctx = Context(store, settings, server=ServerIdentity(base_url=settings.base_url()))
     app.state.verifier = build_verifier(settings)
     api_errors.install(app)
+    app.add_middleware(FilingRoute)  # the hottest route, before the framework's routing
     openapi.install(app)
 
     @app.get("/health")

@@ -14,6 +14,7 @@ from fhir_server.errors import FhirError, Issue
 from fhir_server.interactions import import_cda
 
 router = APIRouter()
+IMPORT_CDA_PATH = "/DocumentReference/$import-cda"
 
 
 def _unsupported(found: str) -> FhirError:
@@ -24,7 +25,7 @@ def _unsupported(found: str) -> FhirError:
     )
 
 
-@router.post("/DocumentReference/$import-cda")
+@router.post(IMPORT_CDA_PATH)
 async def import_cda_route(request: Request) -> Response:
     found = media_type(request.headers.get("content-type"))
     if found not in import_cda.CDA_MEDIA_TYPES:

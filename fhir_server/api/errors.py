@@ -4,6 +4,7 @@ stack trace ever reaches a client."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -93,12 +94,27 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return outcome_response(request, 500, [Issue("exception", "Internal server error")])
 
 
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+HANDLERS: dict[type[BaseException], Handler] = {
+    FhirError: on_fhir_error,
+    HTTPException: on_http_error,
+    RequestValidationError: on_validation_error,
+    StoreUnavailable: on_unavailable,
+    RecursionError: on_recursion,
+    VersionConflict: on_store_conflict,
+    UniqueViolation: on_store_conflict,
+    Exception: on_unexpected,
+}
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(FhirError, on_fhir_error)
-    app.add_exception_handler(HTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StoreUnavailable, on_unavailable)
-    app.add_exception_handler(RecursionError, on_recursion)
-    app.add_exception_handler(VersionConflict, on_store_conflict)
-    app.add_exception_handler(UniqueViolation, on_store_conflict)
-    app.add_exception_handler(Exception, on_unexpected)
+    for kind, handler in HANDLERS.items():
+        app.add_exception_handler(kind, handler)
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The response the installed handlers give `exc`, for a route served outside the
+    framework's routing (`api.fast_routes`): the handler of its nearest class."""
+    handler = next(HANDLERS[k] for k in type(exc).__mro__ if k in HANDLERS)
+    return await handler(request, exc)

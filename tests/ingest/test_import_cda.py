@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from tests.ingest.helpers import (
+    CDA,
     DOCUMENTS,
     FHIR_JSON,
     FIXTURES,
@@ -193,3 +194,58 @@ def test_concurrent_documents_of_a_new_patient_share_one_patient(client):
         t.join()
     assert statuses == [201] * len(names)
     assert counts(client) == {**EMPTY, "Patient": 1, "Binary": 4, "DocumentReference": 4}
+
+
+# The operation is served ahead of the framework's routing (api.fast_routes): what a client
+# sees must not tell the two apart.
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_on_the_operation_file_nothing(client, method):
+    data = (FIXTURES / "vsm.xml").read_bytes()
+    r = client.request(method, "/fhir/DocumentReference/$import-cda", content=data, headers=CDA)
+    # the generic instance routes answer: "$import-cda" is no resource id
+    assert r.status_code in (400, 415), r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert counts(client) == EMPTY
+
+
+def test_a_refusal_comes_in_the_format_asked_for(client):
+    data = (FIXTURES / "broken-missing-id-author-custodian.xml").read_bytes()
+    r = client.post(
+        "/fhir/DocumentReference/$import-cda",
+        content=data,
+        headers={"content-type": "application/hl7-cda+xml", "accept": "application/fhir+xml"},
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/fhir+xml")
+    assert "<OperationOutcome" in r.text and '<code value="required"/>' in r.text
+
+
+def test_a_store_outage_answers_503_and_stores_nothing(client, monkeypatch):
+    from fhir_server.storage.port import StoreUnavailable
+
+    store = client.app.state.ctx.store
+
+    async def down(writes):
+        raise StoreUnavailable("disk gone")
+
+    monkeypatch.setattr(store, "commit", down)
+    r = file_cda(client, (FIXTURES / "vsm.xml").read_bytes())
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert r.json()["issue"][0]["code"] == "transient"
+    monkeypatch.undo()
+    assert counts(client) == EMPTY
+
+
+def test_an_unexpected_failure_answers_500_without_details(client, monkeypatch):
+    from fhir_server.interactions import import_cda
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(import_cda, "import_cda", broken)
+    r = file_cda(client, (FIXTURES / "vsm.xml").read_bytes())
+    assert r.status_code == 500
+    assert r.json()["issue"][0]["diagnostics"] == "Internal server error"
+    assert "secret" not in r.text
