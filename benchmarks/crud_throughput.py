@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_tools import free_port  # noqa: E402
+
 from tests import mongo_lane  # noqa: E402
 
 HEADERS = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def patient(i: int) -> dict:

@@ -39,6 +39,8 @@ from urllib.parse import parse_qsl, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_tools import ensure_wrk, free_port  # noqa: E402
+
 from fhir_server.fhir.resource_types import RESOURCE_TYPES  # noqa: E402
 from fhir_server.interactions.reindex import index_signature, signature_key  # noqa: E402
 from fhir_server.interactions.versioning import make_write  # noqa: E402
@@ -256,21 +258,6 @@ done = function(summary, latency, requests)
     e.status + e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    print("wrk is missing: apt-get install -y wrk", flush=True)
-    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
-    return shutil.which("wrk") or "wrk"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mint(data_dir: Path) -> str:

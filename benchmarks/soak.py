@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from bench_tools import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CDA_FIXTURE = ROOT / "tests" / "fixtures" / "cda" / "ldl-ses.xml"
@@ -46,12 +46,6 @@ def nir(n: int) -> str:
 
 
 # -- the server -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
