@@ -29,6 +29,9 @@ def _binary(id: str, data: bytes) -> Write:
     return Write("create", "Binary", id, 1, "2026-01-01T00:00:00.000000+00:00", resource)
 
 
+NOW = "2026-02-01T00:00:00.000000+00:00"
+
+
 def test_a_document_is_stored_once_and_raw(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     document = os.urandom(1 << 20)  # incompressible: the file grows by what is stored
@@ -199,3 +202,82 @@ def test_a_new_store_uses_8_kib_pages_and_an_existing_one_keeps_its_own(tmp_path
         conn.execute("CREATE TABLE t (x)")
     asyncio.run(open_close(old))
     assert page_size(old) == 4096
+
+
+# Tables as the previous version created them: a store made then keeps them (CREATE TABLE
+# IF NOT EXISTS), and must be read and written as well as one made today.
+_EARLIER_LAYOUT = [
+    """CREATE TABLE "DocumentReference_history" (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, version INTEGER NOT NULL,
+        last_updated TEXT NOT NULL, deleted INTEGER NOT NULL, method TEXT NOT NULL,
+        content BLOB, UNIQUE(id, version))""",
+    """CREATE TABLE "DocumentReference_date" (
+        param TEXT NOT NULL, low TEXT NOT NULL, high TEXT NOT NULL, rid INTEGER NOT NULL)""",
+    'CREATE INDEX "DocumentReference_date_rplh" ON "DocumentReference_date"(rid, param, low, high)',
+    """CREATE TABLE chain_member (
+        name TEXT NOT NULL, position INTEGER NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL,
+        PRIMARY KEY (name, position))""",
+]
+
+
+def _dated_document(id: str, day: str, current=None) -> Write:
+    from fhir_server.interactions.versioning import make_write
+
+    resource = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": {"reference": "Patient/p1"},
+        "date": f"2026-01-{day}T10:00:00+01:00",
+        "content": [{"attachment": {"contentType": "text/xml", "url": f"Binary/{id}"}}],
+    }
+    kind = "update" if current else "create"
+    return make_write(kind, "DocumentReference", id, resource, current=current, now=NOW)
+
+
+def _audit_event(id: str) -> Write:
+    from dataclasses import replace
+
+    from fhir_server.interactions.versioning import make_write
+
+    resource = {"resourceType": "AuditEvent", "recorded": NOW, "type": {"code": "rest"}}
+    write = make_write("create", "AuditEvent", id, resource, current=None, now=NOW)
+    return replace(write, chain="audit")
+
+
+@pytest.mark.parametrize("layout", ["today", "earlier"])
+def test_stores_of_either_table_layout_are_read_and_written_alike(tmp_path, layout):
+    from fhir_server.search.plan import parse_query
+
+    path = tmp_path / "db.sqlite3"
+    if layout == "earlier":
+        with sqlite3.connect(path) as conn:
+            for ddl in _EARLIER_LAYOUT:
+                conn.execute(ddl)
+
+    async def main() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.commit([_dated_document("d1", "05"), _dated_document("d2", "20")])
+            # an update to the same date: the date rows are replaced, not doubled
+            await store.commit(
+                [_dated_document("d2", "20", await store.read("DocumentReference", "d2"))]
+            )
+            query = [("patient", "p1"), ("date", "ge2026-01-10")]
+            found = await store.search(parse_query("DocumentReference", query))
+            assert [s.id for s in found.entries] == ["d2"]
+            page = await store.history("DocumentReference", None, count=10)
+            assert [(s.id, s.version) for s in page.entries] == [("d2", 2), ("d2", 1), ("d1", 1)]
+            for i in range(3):
+                await store.commit([_audit_event(f"a{i}")])
+            chain = await store.chain_events("audit")
+            assert [position for position, _ in chain] == [1, 2, 3]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as conn:
+        (ddl,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'DocumentReference_date'"
+        ).fetchone()
+    assert ("WITHOUT ROWID" in ddl) == (layout == "today")
