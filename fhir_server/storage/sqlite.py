@@ -42,12 +42,12 @@ from fhir_server.storage.sqlite_writer import (
 
 T = TypeVar("T")
 
-# Bytes per database page, for new stores. A filing writes a CDA of tens to hundreds of KiB
-# and ~50 rows: at 8 KiB its document takes half the WAL frames (SQLite writes each with two
-# pwrite calls, and copies it again at checkpoint) while the ~50 B-tree leaves a commit
-# dirties stay small. Measured on the ANS CR-BIO over HTTP: 4 KiB -> 8 KiB +3-13 % docs/s in
-# six alternating runs out of six; 16 KiB was no better than 8.
-PAGE_SIZE = 8192
+# Bytes per database page, for new stores: SQLite's default, kept on measurement. 8 KiB
+# pages halved the WAL frames of a filed CDA (+3-13 % docs/s filing the ANS CR-BIO over
+# HTTP), but every audited read commits a small AuditEvent whose ~15 B-tree leaves then
+# weigh twice as much: the search benchmark lost 25-40 % of its throughput (196-245 against
+# 395 req/s with one client at 10k documents). Reads outnumber filings in the DMP.
+PAGE_SIZE = 4096
 
 
 def _row_cursor(cursor: str) -> int:

@@ -48,7 +48,7 @@ from typing import Any
 from fhir_server.storage.port import StoreUnavailable
 
 # WAL size (pages) at which a COMMIT checkpoints by itself, should the checkpointer lag
-BACKSTOP_CHECKPOINT_PAGES = 8192  # 64 MiB of 8 KiB pages
+BACKSTOP_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
 # the checkpointer runs at most this often (seconds): each run copies what has accumulated
 CHECKPOINT_INTERVAL_S = 0.2
 

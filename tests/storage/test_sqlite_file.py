@@ -181,7 +181,7 @@ def test_the_syncer_answers_every_group_even_while_closing(tmp_path: Path) -> No
     assert result is None and isinstance(error, StoreUnavailable)  # 503, not left waiting
 
 
-def test_a_new_store_uses_8_kib_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+def test_a_new_store_uses_4_kib_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
     async def open_close(path: Path) -> None:
         store = SqliteStore(path)
         await store.open()
@@ -193,15 +193,15 @@ def test_a_new_store_uses_8_kib_pages_and_an_existing_one_keeps_its_own(tmp_path
 
     new = tmp_path / "new.sqlite3"
     asyncio.run(open_close(new))
-    assert page_size(new) == 8192
+    assert page_size(new) == 4096
 
-    old = tmp_path / "old.sqlite3"  # a store created by an earlier version, 4 KiB pages
+    old = tmp_path / "old.sqlite3"  # a store created with 8 KiB pages (an interim version)
     with sqlite3.connect(old) as conn:
-        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA page_size=8192")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("CREATE TABLE t (x)")
     asyncio.run(open_close(old))
-    assert page_size(old) == 4096
+    assert page_size(old) == 8192
 
 
 # Tables as the previous version created them: a store made then keeps them (CREATE TABLE
