@@ -12,8 +12,8 @@ so that every document is new.
 - mapping: `map_cda` in process (parse, header, validation, PDSm mapping), no storage
 - http: `POST /fhir/DocumentReference/$import-cda` into the embedded store, the server
   (`dmp-fhir serve --workers N`, N = 1 and 2 by default) in a subprocess on a free loopback
-  port with a new temporary data dir for each measure, driven by `wrk` with a Lua script that varies the
-  document id per request, with 8 and with 32 concurrent senders (a DMP host hears from
+  port with a new temporary data dir for each measure, driven by `wrk` with a Lua script
+  that varies the document id per request, with 8 and with 32 concurrent senders (a DMP host hears from
   many establishments at once; concurrent filings share commits); a laboratory's token,
   so the DMP policy and audit are measured
 - peer: python-fhir-converter (PyPI) converting the same CDA, in its own virtualenv
@@ -100,7 +100,7 @@ def floor_rate(docs: list[bytes], tmp: Path) -> float:
 
 def settle() -> None:
     """Write back what earlier runs left dirty: a run must not pay for the previous one's
-    disk writes (the floor measured just after a server run came out 30-40 % slower)."""
+    disk writes (the floor measured just after a server run came out 20-30 % slower)."""
     os.sync()
     time.sleep(0.5)
 

@@ -394,7 +394,7 @@ class SqliteStore:
             )
         if terms.dates:
             conn.executemany(
-                f'INSERT OR IGNORE INTO "{t}_date" (param, low, high, rid) VALUES (?, ?, ?, ?)',
+                f'INSERT INTO "{t}_date" (param, low, high, rid) VALUES (?, ?, ?, ?)',
                 [(p, lo, hi, rid) for p, lo, hi in terms.dates],
             )
 

@@ -6,6 +6,8 @@ import threading
 
 import pytest
 
+from fhir_server.interactions import import_cda
+from fhir_server.storage.port import StoreUnavailable
 from tests.ingest.helpers import (
     CDA,
     DOCUMENTS,
@@ -223,8 +225,6 @@ def test_a_refusal_comes_in_the_format_asked_for(client):
 
 
 def test_a_store_outage_answers_503_and_stores_nothing(client, monkeypatch):
-    from fhir_server.storage.port import StoreUnavailable
-
     store = client.app.state.ctx.store
 
     async def down(writes):
@@ -239,8 +239,6 @@ def test_a_store_outage_answers_503_and_stores_nothing(client, monkeypatch):
 
 
 def test_an_unexpected_failure_answers_500_without_details(client, monkeypatch):
-    from fhir_server.interactions import import_cda
-
     async def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 

@@ -9,10 +9,13 @@ import base64
 import os
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from fhir_server.interactions.versioning import make_write
+from fhir_server.search.plan import parse_query
 from fhir_server.storage import sqlite_writer
 from fhir_server.storage.port import StoreUnavailable, Write
 from fhir_server.storage.sqlite import SqliteStore
@@ -221,8 +224,6 @@ _EARLIER_LAYOUT = [
 
 
 def _dated_document(id: str, day: str, current=None) -> Write:
-    from fhir_server.interactions.versioning import make_write
-
     resource = {
         "resourceType": "DocumentReference",
         "status": "current",
@@ -235,10 +236,6 @@ def _dated_document(id: str, day: str, current=None) -> Write:
 
 
 def _audit_event(id: str) -> Write:
-    from dataclasses import replace
-
-    from fhir_server.interactions.versioning import make_write
-
     resource = {"resourceType": "AuditEvent", "recorded": NOW, "type": {"code": "rest"}}
     write = make_write("create", "AuditEvent", id, resource, current=None, now=NOW)
     return replace(write, chain="audit")
@@ -246,8 +243,6 @@ def _audit_event(id: str) -> Write:
 
 @pytest.mark.parametrize("layout", ["today", "earlier"])
 def test_stores_of_either_table_layout_are_read_and_written_alike(tmp_path, layout):
-    from fhir_server.search.plan import parse_query
-
     path = tmp_path / "db.sqlite3"
     if layout == "earlier":
         with sqlite3.connect(path) as conn:
