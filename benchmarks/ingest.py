@@ -14,9 +14,9 @@ so that every document is new.
 - http: `POST /fhir/DocumentReference/$import-cda` into the embedded store, the server
   (`dmp-fhir serve --workers N`, N = 1 and 2 by default) in a subprocess on a free loopback
   port with a new temporary data dir for each measure, driven by `wrk` with a Lua script
-  that varies the document id per request, with 8 and with 32 concurrent senders (a DMP host hears from
-  many establishments at once; concurrent filings share commits); a laboratory's token,
-  so the DMP policy and audit are measured; with `--repeat N`, every HTTP measure is made
+  that varies the document id per request, with 8 and with 32 concurrent senders (a DMP
+  host hears from many establishments at once; concurrent filings share commits); a
+  laboratory's token, so the DMP policy and audit are measured; with `--repeat N`, every HTTP measure is made
   N times (in rounds over the configurations), each beside its own floor, and the table
   shows the median and the range: one run's ratio moves by +-0.1 on this machine
 - peer: python-fhir-converter (PyPI) converting the same CDA, in its own virtualenv

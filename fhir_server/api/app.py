@@ -28,6 +28,8 @@ from fhir_server.interactions.reindex import reindex_if_stale
 from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
 
+# where the FHIR API is served (the capability statement and every interaction)
+FHIR_BASE = "/fhir"
 SWITCH_INTERVAL_S = 0.0005
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -75,7 +77,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.ctx = Context(store, settings, server=ServerIdentity(base_url=settings.base_url()))
     app.state.verifier = build_verifier(settings)
     api_errors.install(app)
-    app.add_middleware(FilingRoute)  # the hottest route, before the framework's routing
+    # the hottest route, served before the framework's routing (same handler, same path)
+    app.add_middleware(FilingRoute, path=FHIR_BASE + documents.IMPORT_CDA_PATH)
     openapi.install(app)
 
     @app.get("/health")
@@ -90,12 +93,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             status_code=200 if ok else 503,
         )
 
-    @app.get("/fhir/metadata")
+    @app.get(FHIR_BASE + "/metadata")
     async def metadata(request: Request) -> Response:
         return fhir_response(request, capability_statement(settings.base_url(), auth=settings.auth))
 
-    app.add_api_route("/fhir", bundle_route, methods=["POST"])
-    app.add_api_route("/fhir/", bundle_route, methods=["POST"])
-    app.include_router(documents.router, prefix="/fhir")  # before the generic /{type}/{id}
-    app.include_router(router, prefix="/fhir")
+    app.add_api_route(FHIR_BASE, bundle_route, methods=["POST"])
+    app.add_api_route(FHIR_BASE + "/", bundle_route, methods=["POST"])
+    app.include_router(documents.router, prefix=FHIR_BASE)  # before the generic /{type}/{id}
+    app.include_router(router, prefix=FHIR_BASE)
     return app

@@ -14,18 +14,19 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fhir_server.api.documents import IMPORT_CDA_PATH, import_cda_route
+from fhir_server.api.documents import import_cda_route
 from fhir_server.api.errors import error_response
-
-FAST_PATH = "/fhir" + IMPORT_CDA_PATH
 
 
 class FilingRoute:
-    def __init__(self, app: ASGIApp) -> None:
+    """`path`: where the application routes the same handler (its FHIR base + the route)."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
         self.app = app
+        self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != FAST_PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
