@@ -3,8 +3,9 @@
 A Binary's `data` is the whole document (a CDA of 100+ KiB). Written as base64 inside the
 JSON of both the current row and the history row, it tripled what every filing wrote and
 cost a base64 encoding and decoding per filing. Both stores keep the JSON without `data`
-and the raw bytes once per version (`kept_apart`): SQLite in its `resource_data` table,
-MongoDB in the version's history document; `with_data` puts them back when a JSON form is
+and the raw bytes once per version (`kept_apart`): SQLite in segment files beside the
+database (`sqlite_segments`; an in-memory store in its `resource_data` table), MongoDB in
+the version's history document; `with_data` puts them back when a JSON form is
 asked for, so callers see the resource as it was written.
 """
 

@@ -33,6 +33,7 @@ from fhir_server.storage.port import (
     VersionConflict,
     Write,
 )
+from fhir_server.storage.sqlite_segments import Location, Segments
 from fhir_server.storage.sqlite_writer import (
     BACKSTOP_CHECKPOINT_PAGES,
     Checkpointer,
@@ -127,17 +128,38 @@ COMMON_DDL = [
         PRIMARY KEY (name, position)) WITHOUT ROWID""",
     # what the server keeps about the store itself (the search index signature)
     "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # a Binary's bytes, raw and once per version (current and history rows share them)
+    # a Binary's bytes, raw and once per version (current and history rows share them):
+    # where they are in the segment files (see `sqlite_segments`) ...
+    """CREATE TABLE IF NOT EXISTS resource_file (
+        rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+        segment TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+        UNIQUE (rtype, id, version))""",
+    # ... or the bytes themselves: an in-memory store, and versions written before segments
     """CREATE TABLE IF NOT EXISTS resource_data (
         rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
         UNIQUE (rtype, id, version))""",
 ]
 
+# what a write's kept-aside bytes became before its group: (JSON without them, the bytes,
+# where they were written)
+Placed = tuple[bytes, bytes, Location]
 
-def hydrate(conn: sqlite3.Connection, entries: list[Stored]) -> list[Stored]:
+
+def hydrate(
+    conn: sqlite3.Connection, entries: list[Stored], segments: Segments | None
+) -> list[Stored]:
     """Put kept-aside data back into the JSON of the entries that have some."""
     for s in entries:
         if s.rtype in binary_data.SPLIT_TYPES and s.json is not None:
+            if segments is not None:
+                where = conn.execute(
+                    "SELECT segment, offset, length FROM resource_file "
+                    "WHERE rtype = ? AND id = ? AND version = ?",
+                    (s.rtype, s.id, s.version),
+                ).fetchone()
+                if where is not None:
+                    s.data = segments.read(Location(*where))
+                    continue
             row = conn.execute(
                 "SELECT data FROM resource_data WHERE rtype = ? AND id = ? AND version = ?",
                 (s.rtype, s.id, s.version),
@@ -162,6 +184,7 @@ class SqliteStore:
         self._syncs_wal = synchronous == "FULL" and not in_memory
         self._pragma_synchronous = "NORMAL" if self._syncs_wal else synchronous
         self._all_conns: list[sqlite3.Connection] = []
+        self._segments = None if in_memory else Segments(Path(self.path + "-documents"))
         self._lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------------
@@ -223,6 +246,8 @@ class SqliteStore:
             return conn
 
         await self._writes.open(setup)
+        if self._segments is not None:
+            self._writes.before_commit = self._segments.sync
         checkpointer = self._writes.checkpointer = Checkpointer(self._open_connection)
         if self._syncs_wal:
             syncer = self._writes.syncer = WalSyncer(self.path + "-wal", GroupWriter.answer)
@@ -236,6 +261,8 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._reader_exec.shutdown(wait=False)
+        if self._segments is not None:
+            self._segments.close()
 
     async def ping(self) -> bool:
         try:
@@ -248,20 +275,38 @@ class SqliteStore:
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
         """Group commit (see `sqlite_writer`): this batch in the next transaction, refused
         as a whole or written as a whole; answered once that transaction is durable."""
+        placed = self._place(writes)
         result: list[Stored] = await self._writes.run(
-            lambda conn, isolated: self._apply_batch(conn, writes, isolated)
+            lambda conn, isolated: self._apply_batch(conn, writes, isolated, placed)
         )
         return result
 
+    def _place(self, writes: Sequence[Write]) -> list[Placed | None]:
+        """Write the document bytes of the batch to a segment, before its group: once,
+        whether the group is applied once or again (isolated)."""
+        placed: list[Placed | None] = [None] * len(writes)
+        if self._segments is None:
+            return placed
+        for i, w in enumerate(writes):
+            if w.rtype in binary_data.SPLIT_TYPES and w.resource is not None and w.chain is None:
+                content, raw = binary_data.kept_apart(w.rtype, w.resource, w.data)
+                if raw is not None:
+                    placed[i] = (content, raw, self._segments.append(raw))
+        return placed
+
     def _apply_batch(
-        self, conn: sqlite3.Connection, writes: Sequence[Write], isolated: bool
+        self,
+        conn: sqlite3.Connection,
+        writes: Sequence[Write],
+        isolated: bool,
+        placed: Sequence[Placed | None],
     ) -> tuple[list[Stored] | None, BaseException | None]:
         """The batch's writes; on a refusal of one of them, none (when `isolated`: else
         the group writer rolls the whole group back and applies it again, isolated)."""
         if isolated:
             conn.execute("SAVEPOINT batch")
         try:
-            stored = [self._apply(conn, w) for w in writes]
+            stored = [self._apply(conn, w, p) for w, p in zip(writes, placed, strict=True)]
         except (VersionConflict, UniqueViolation, ValueError) as exc:
             if isolated:
                 conn.execute("ROLLBACK TO batch")
@@ -271,7 +316,7 @@ class SqliteStore:
             conn.execute("RELEASE batch")
         return stored, None
 
-    def _apply(self, conn: sqlite3.Connection, w: Write) -> Stored:
+    def _apply(self, conn: sqlite3.Connection, w: Write, placed: Placed | None = None) -> Stored:
         t = w.rtype
         row = None  # a create's id is new: the UNIQUE(id) constraint catches a clash below
         if w.kind != "create":
@@ -282,9 +327,13 @@ class SqliteStore:
         resource = w.resource
         if w.chain is not None and resource is not None:
             resource = self._link(conn, w.chain, t, w.id, resource)
-        content, raw = (
-            binary_data.kept_apart(t, resource, w.data) if resource is not None else (None, None)
-        )
+        where = None
+        if placed is not None:
+            content, raw, where = placed
+        elif resource is not None:
+            content, raw = binary_data.kept_apart(t, resource, w.data)
+        else:
+            content, raw = None, None
         deleted = w.kind == "delete"
         patient = None if deleted else w.index.patient
         if row is None:
@@ -316,7 +365,13 @@ class SqliteStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (w.id, w.version, w.last_updated, int(deleted), method, content),
         )
-        if raw is not None:
+        if where is not None:
+            conn.execute(
+                "INSERT INTO resource_file (rtype, id, version, segment, offset, length) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (t, w.id, w.version, where.segment, where.offset, where.length),
+            )
+        elif raw is not None:
             conn.execute(
                 "INSERT INTO resource_data (rtype, id, version, data) VALUES (?, ?, ?, ?)",
                 (t, w.id, w.version, raw),
@@ -408,7 +463,8 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            return hydrate(conn, [Stored(rtype, id, row[0], row[1], bool(row[2]), row[3])])[0]
+            stored = Stored(rtype, id, row[0], row[1], bool(row[2]), row[3])
+            return hydrate(conn, [stored], self._segments)[0]
 
         return self._point(q)
 
@@ -422,7 +478,9 @@ class SqliteStore:
             if row is None:
                 return None
             return hydrate(
-                conn, [Stored(rtype, id, version, row[0], bool(row[1]), row[2], row[3])]
+                conn,
+                [Stored(rtype, id, version, row[0], bool(row[1]), row[2], row[3])],
+                self._segments,
             )[0]
 
         return self._point(q)
@@ -460,7 +518,7 @@ class SqliteStore:
             more = len(rows) > count
             rows = rows[:count]
             entries = [Stored(rtype, r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
-            hydrate(conn, entries)
+            hydrate(conn, entries, self._segments)
             return HistoryPage(entries, str(rows[-1][0]) if more and rows else None)
 
         return await self._run_read(q)
@@ -513,7 +571,8 @@ class SqliteStore:
                 "WHERE deleted = 0 AND rid > ? ORDER BY rid LIMIT ?",
                 (int(after or 0), count),
             ).fetchall()
-            entries = hydrate(conn, [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows])
+            entries = [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows]
+            hydrate(conn, entries, self._segments)
             return entries, (str(rows[-1][0]) if len(rows) == count else None)
 
         return await self._run_read(q)
@@ -558,17 +617,28 @@ class SqliteStore:
         await self._writes.run(put)
 
     async def purge(self, rtype: str, id: str) -> None:
-        def remove(conn: sqlite3.Connection, isolated: bool) -> tuple[None, None]:
+        def remove(conn: sqlite3.Connection, isolated: bool) -> tuple[list[Location], None]:
+            kept = conn.execute(
+                "SELECT segment, offset, length FROM resource_file WHERE rtype = ? AND id = ?",
+                (rtype, id),
+            ).fetchall()
             row = conn.execute(f'SELECT rid FROM "{rtype}" WHERE id = ?', (id,)).fetchone()
             if row:
                 self._delete_terms(conn, rtype, row[0])
             conn.execute(f'DELETE FROM "{rtype}" WHERE id = ?', (id,))
             conn.execute(f'DELETE FROM "{rtype}_history" WHERE id = ?', (id,))
             conn.execute("DELETE FROM resource_data WHERE rtype = ? AND id = ?", (rtype, id))
+            conn.execute("DELETE FROM resource_file WHERE rtype = ? AND id = ?", (rtype, id))
             conn.execute("DELETE FROM unique_keys WHERE rtype = ? AND id = ?", (rtype, id))
-            return None, None
+            return [Location(*where) for where in kept], None
 
-        await self._writes.run(remove)
+        erased: list[Location] = await self._writes.run(remove)
+        # once the purge is durable (before, a failed purge would leave rows without bytes)
+        if self._segments is not None:
+            for where in erased:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._reader_exec, self._segments.erase, where
+                )
 
     async def search(self, plan: Any) -> Any:
         if sqlite_search.is_bounded(plan):
@@ -576,12 +646,11 @@ class SqliteStore:
             # (~0.1 ms): run it on the event loop's own connection. The hop to a reader
             # thread costs as much as the query, and under load the two threads trade the
             # GIL in 5 ms switch intervals, which is what the tail latency was made of.
-            return self._guard(lambda conn: _search(conn, plan))
-        return await self._run_read(lambda conn: _search(conn, plan))
+            return self._guard(lambda conn: self._search(conn, plan))
+        return await self._run_read(lambda conn: self._search(conn, plan))
 
-
-def _search(conn: sqlite3.Connection, plan: Any) -> Any:
-    result = sqlite_search.execute(conn, plan)
-    hydrate(conn, result.entries)
-    hydrate(conn, result.included)
-    return result
+    def _search(self, conn: sqlite3.Connection, plan: Any) -> Any:
+        result = sqlite_search.execute(conn, plan)
+        hydrate(conn, result.entries, self._segments)
+        hydrate(conn, result.included, self._segments)
+        return result

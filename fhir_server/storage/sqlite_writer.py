@@ -205,6 +205,8 @@ class GroupWriter:
         self.checkpointer: Checkpointer | None = None
         # set when COMMIT does not sync by itself (NORMAL) and FULL durability is wanted
         self.syncer: WalSyncer | None = None
+        # run on the writer thread just before each COMMIT (document bytes made durable)
+        self.before_commit: Callable[[], None] | None = None
         self._turn_path = turn_path
         self._turn_fd: int | None = None
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -313,6 +315,8 @@ class GroupWriter:
         assert conn is not None
         committed = True
         try:
+            if self.before_commit is not None:
+                self.before_commit()
             conn.execute("COMMIT")
         except BaseException as exc:
             committed = False

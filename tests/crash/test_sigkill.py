@@ -14,6 +14,7 @@ what was sent, acknowledged or not."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import re
 import threading
@@ -201,10 +202,15 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
                     r = http.get(f"/fhir/{rtype}/{tx[rtype]}?_format=json", headers=auth_headers())
                     assert r.status_code == 200, (tx, rtype)
             for did in acks.cda:
-                assert (
-                    http.get(f"/fhir/DocumentReference/{did}", headers=auth_headers()).status_code
-                    == 200
-                )
+                r = http.get(f"/fhir/DocumentReference/{did}", headers=auth_headers())
+                assert r.status_code == 200, (did, r.status_code)
+                # the document's bytes (kept beside the database) came through the kill
+                attachment = r.json()["content"][0]["attachment"]
+                raw = http.get(f"/fhir/{attachment['url']}", headers=auth_headers())
+                assert raw.status_code == 200, (attachment["url"], raw.status_code)
+                assert len(raw.content) == attachment["size"]
+                digest = base64.b64encode(hashlib.sha1(raw.content).digest()).decode()
+                assert digest == attachment["hash"], f"DocumentReference/{did}: bytes differ"
 
             # nothing half there, acknowledged or not
             binaries = {b["id"]: b for b in _all(http, "Binary")}

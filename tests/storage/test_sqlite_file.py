@@ -35,9 +35,14 @@ def _binary(id: str, data: bytes) -> Write:
 NOW = "2026-02-01T00:00:00.000000+00:00"
 
 
-def test_a_document_is_stored_once_and_raw(tmp_path: Path) -> None:
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*")) if folder.exists() else 0
+
+
+def test_a_document_is_stored_once_and_raw_beside_the_database(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    document = os.urandom(1 << 20)  # incompressible: the file grows by what is stored
+    folder = tmp_path / "db.sqlite3-documents"
+    document = os.urandom(1 << 20)  # incompressible: the files grow by what is stored
 
     async def session(write: bool) -> None:
         store = SqliteStore(path)
@@ -53,9 +58,102 @@ def test_a_document_is_stored_once_and_raw(tmp_path: Path) -> None:
     asyncio.run(session(write=False))
     before = path.stat().st_size
     asyncio.run(session(write=True))
-    grown = path.stat().st_size - before
-    # base64 in the current row and in the history row would be 2.7 MiB
-    assert len(document) <= grown < 1.2 * len(document), grown
+    # once, raw (base64 in the current and the history rows would be 2.7 MiB), in a segment
+    assert _folder_bytes(folder) == len(document)
+    assert document in b"".join(p.read_bytes() for p in folder.glob("*.seg"))
+    # the database holds the JSON and where the bytes are, not the bytes
+    assert path.stat().st_size - before < 64 * 1024
+    assert document[:4096] not in path.read_bytes()
+
+
+def test_document_bytes_of_versions_written_before_segments_are_still_read(
+    tmp_path: Path,
+) -> None:
+    # a database of an earlier release holds a Binary's bytes in `resource_data`
+    path = tmp_path / "db.sqlite3"
+    document = b"%PDF-1.7 written by an earlier release"
+
+    async def write() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.commit([_binary("old", document)])
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+    with sqlite3.connect(path) as conn:  # as the earlier release kept it
+        conn.execute("DELETE FROM resource_file")
+        conn.execute(
+            "INSERT INTO resource_data (rtype, id, version, data) VALUES ('Binary', 'old', 1, ?)",
+            (document,),
+        )
+    for seg in (tmp_path / "db.sqlite3-documents").glob("*.seg"):
+        seg.write_bytes(bytes(seg.stat().st_size))
+
+    async def read() -> bytes | None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            stored = await store.read("Binary", "old")
+            return stored.data if stored else None
+        finally:
+            await store.close()
+
+    assert asyncio.run(read()) == document
+
+
+def test_a_purged_document_leaves_no_bytes_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    secret = b"CR-BIO TSH 4.2 mUI/L " + os.urandom(32).hex().encode()
+    kept = b"another patient's document " + os.urandom(32).hex().encode()
+
+    async def main() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.commit([_binary("gone", secret)])
+            await store.commit([_binary("kept", kept)])
+            await store.purge("Binary", "gone")
+            assert await store.read("Binary", "gone") is None
+            other = await store.read("Binary", "kept")
+            assert other is not None and other.data == kept
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert secret not in on_disk
+    assert kept in on_disk
+
+
+def test_a_failed_sync_of_document_bytes_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fdatasync
+
+    def failing_on_segments(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".seg"):
+            raise OSError(28, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing_on_segments)
+
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "db.sqlite3")
+        await store.open()
+        try:
+            with pytest.raises(StoreUnavailable, match="syncing the document bytes failed"):
+                await store.commit([_binary("doc", b"%PDF")])
+            monkeypatch.setattr(os, "fdatasync", real)
+            assert await store.read("Binary", "doc") is None  # rolled back, not half there
+            await store.commit([_binary("doc", b"%PDF again")])  # the store goes on
+            stored = await store.read("Binary", "doc")
+            assert stored is not None and stored.data == b"%PDF again"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
 
 
 def test_the_wal_stays_bounded_while_filing(tmp_path: Path) -> None:
@@ -122,8 +220,10 @@ def test_a_write_is_answered_once_the_wal_is_synced(
     real_fdatasync = os.fdatasync
 
     def slow_fdatasync(fd: int) -> None:
-        released.wait(10)
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith("-wal"):
+            released.wait(10)
+        synced.append(name)
         real_fdatasync(fd)
 
     monkeypatch.setattr(sqlite_writer.os, "fdatasync", slow_fdatasync)
@@ -144,12 +244,17 @@ def test_a_write_is_answered_once_the_wal_is_synced(
             await store.close()
 
     asyncio.run(main())
-    assert synced and all(name.endswith("db.sqlite3-wal") for name in synced), synced
+    # the document bytes first (before the COMMIT that refers to them), then the WAL
+    assert [name.rsplit(".", 1)[-1] for name in synced] == ["seg", "sqlite3-wal"], synced
 
 
 def test_a_failed_sync_is_not_acknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.fdatasync
+
     def failing_fdatasync(fd: int) -> None:
-        raise OSError(5, "Input/output error")
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+            raise OSError(5, "Input/output error")
+        real(fd)
 
     monkeypatch.setattr(sqlite_writer.os, "fdatasync", failing_fdatasync)
 
