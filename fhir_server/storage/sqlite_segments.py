@@ -15,15 +15,18 @@ a filing's cost. Here the bytes are written once, by one `pwrite` at the end of 
 - One writer per file: each store (each process of `serve --workers N`, `dmp-fhir import`)
   appends to a segment it created under a random name, so no two processes write the same
   file; any process reads any segment. A segment takes no more appends past 1 GiB.
-- Erasure: purging a resource overwrites its bytes with zeros once the purge is durable.
+- Erasure: once a purge is durable, the purged bytes' disk blocks are given back (a hole
+  punched in the segment; zeros written where the system cannot).
 - Backups: copy the database first (online backup), then the folder. Segments only grow,
   so a folder copied after the database holds every byte that copy refers to.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -103,12 +106,14 @@ class Segments:
         self._end = self._synced = 0
 
     def erase(self, where: Location) -> None:
-        """Overwrite bytes no row refers to any more with zeros, durably."""
+        """Bytes no row refers to any more: their disk blocks given back (a hole punched,
+        read as zeros) where the system can, else overwritten with zeros; durably."""
         fd = os.open(self._path(where.segment), os.O_WRONLY)
         try:
-            zeros = bytes(min(where.length, 1 << 20))
-            for start in range(0, where.length, len(zeros) or 1):
-                _write_all(fd, zeros[: where.length - start], where.offset + start)
+            if not _punch_hole(fd, where.offset, where.length):
+                zeros = bytes(min(where.length, 1 << 20))
+                for start in range(0, where.length, len(zeros) or 1):
+                    _write_all(fd, zeros[: where.length - start], where.offset + start)
             os.fdatasync(fd)
         finally:
             os.close(fd)
@@ -162,6 +167,24 @@ class Segments:
             for fd in self._readers.values():
                 os.close(fd)
             self._readers.clear()
+
+
+# fallocate(2) modes (Linux): free the blocks of a range, the file keeping its size
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Whether the range now reads as zeros with its blocks freed (Linux ext4, XFS,
+    Btrfs, tmpfs); False where fallocate or hole punching is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return False
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    return fallocate(fd, _PUNCH_HOLE, offset, length) == 0
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

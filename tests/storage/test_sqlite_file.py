@@ -16,7 +16,7 @@ import pytest
 
 from fhir_server.interactions.versioning import make_write
 from fhir_server.search.plan import parse_query
-from fhir_server.storage import sqlite_writer
+from fhir_server.storage import sqlite_segments, sqlite_writer
 from fhir_server.storage.port import StoreUnavailable, Write
 from fhir_server.storage.sqlite import SqliteStore
 
@@ -125,6 +125,36 @@ def test_a_purged_document_leaves_no_bytes_on_disk(tmp_path: Path) -> None:
     on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert secret not in on_disk
     assert kept in on_disk
+
+
+def test_a_purged_document_gives_its_disk_space_back(tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    probe.write_bytes(os.urandom(1 << 20))
+    fd = os.open(probe, os.O_WRONLY)
+    try:
+        if not sqlite_segments._punch_hole(fd, 0, 1 << 20):
+            pytest.skip("this file system cannot punch holes: purged bytes are zeroed instead")
+    finally:
+        os.close(fd)
+    path = tmp_path / "db.sqlite3"
+    big = os.urandom(4 << 20)
+
+    async def main() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.commit([_binary("big", big)])
+            await store.commit([_binary("small", b"kept")])
+            await store.purge("Binary", "big")
+            small = await store.read("Binary", "small")
+            assert small is not None and small.data == b"kept"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    (segment,) = (tmp_path / "db.sqlite3-documents").glob("*.seg")
+    assert segment.stat().st_size == len(big) + 4  # offsets of other documents unchanged
+    assert segment.stat().st_blocks * 512 < 1 << 20, segment.stat().st_blocks
 
 
 def test_a_failed_sync_of_document_bytes_stores_nothing(
