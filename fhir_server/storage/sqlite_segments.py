@@ -68,16 +68,30 @@ class Segments:
     def append(self, data: bytes) -> Location:
         """Write `data` at the end of this store's segment; durable after the next `sync`."""
         with self._lock:
+            if self._fd is not None and self._end + len(data) <= SEGMENT_LIMIT:
+                return self._append(data)
+        # a new segment (the first, or the current one is full): the locks are taken in
+        # the order `sync` takes them, and no sync runs while the old segment is closed
+        with self._sync_lock, self._lock:
             if self._fd is None or self._end + len(data) > SEGMENT_LIMIT:
-                self._start_segment()
-            assert self._fd is not None
-            offset = self._end
-            try:
-                _write_all(self._fd, data, offset)
-            except OSError as exc:  # a disk full: the next append writes over what got in
-                raise StoreUnavailable(f"SQLite: writing the document bytes failed: {exc}") from exc
-            self._end += len(data)
-            return Location(self._name, offset, len(data))
+                try:
+                    self._start_segment()
+                except OSError as exc:
+                    raise StoreUnavailable(
+                        f"SQLite: cannot start a document segment: {exc}"
+                    ) from exc
+            return self._append(data)
+
+    def _append(self, data: bytes) -> Location:
+        """Under `_lock`."""
+        assert self._fd is not None
+        offset = self._end
+        try:
+            _write_all(self._fd, data, offset)
+        except OSError as exc:  # a disk full: the next append writes over what got in
+            raise StoreUnavailable(f"SQLite: writing the document bytes failed: {exc}") from exc
+        self._end += len(data)
+        return Location(self._name, offset, len(data))
 
     def sync(self) -> None:
         """Make every byte appended so far durable (before a COMMIT that may refer to them)."""
@@ -95,15 +109,20 @@ class Segments:
                     self._synced = max(self._synced, upto)
 
     def _start_segment(self) -> None:
-        """Under `_lock`: close the current segment (synced first) and open a new one."""
+        """Under `_sync_lock` and `_lock`: close the current segment (synced first: a
+        COMMIT may refer to its last bytes) and open a new one."""
         if self._fd is not None:
-            with self._sync_lock:  # no sync of it is running; rare: once per segment
-                os.fdatasync(self._fd)
-                os.close(self._fd)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._name = uuid.uuid4().hex + SUFFIX
-        self._fd = os.open(self.folder / self._name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        self._end = self._synced = 0
+            os.fdatasync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _sync_directory(self.folder.parent)
+        name = uuid.uuid4().hex + SUFFIX
+        fd = os.open(self.folder / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        # the file's name, not only its bytes, must survive a power loss
+        _sync_directory(self.folder)
+        self._fd, self._name, self._end, self._synced = fd, name, 0, 0
 
     def erase(self, where: Location) -> None:
         """Bytes no row refers to any more: their disk blocks given back (a hole punched,
@@ -185,6 +204,14 @@ def _punch_hole(fd: int, offset: int, length: int) -> bool:
         return False
     fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
     return fallocate(fd, _PUNCH_HOLE, offset, length) == 0
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

@@ -157,6 +157,32 @@ def test_a_purged_document_gives_its_disk_space_back(tmp_path: Path) -> None:
     assert segment.stat().st_blocks * 512 < 1 << 20, segment.stat().st_blocks
 
 
+def test_a_full_segment_is_followed_by_a_new_one_and_every_document_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_segments, "SEGMENT_LIMIT", 10_000)
+    documents = {f"b{i}": os.urandom(3_000 + i) for i in range(40)}
+
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "db.sqlite3")
+        await store.open()
+        try:
+            # concurrent filings: segments are started while groups are being synced
+            await asyncio.gather(
+                *(store.commit([_binary(id, data)]) for id, data in documents.items())
+            )
+            for id, data in documents.items():
+                stored = await store.read("Binary", id)
+                assert stored is not None and stored.data == data, id
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    segments = list((tmp_path / "db.sqlite3-documents").glob("*.seg"))
+    assert len(segments) >= 12  # 120 KB in segments of at most 10 KB
+    assert all(seg.stat().st_size <= 10_000 for seg in segments)
+
+
 def test_a_failed_sync_of_document_bytes_stores_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
