@@ -162,7 +162,10 @@ class Segments:
     def _read_at(fd: int, where: Location) -> bytes:
         parts, got = [], 0
         while got < where.length:
-            part = os.pread(fd, where.length - got, where.offset + got)
+            try:
+                part = os.pread(fd, where.length - got, where.offset + got)
+            except OSError as exc:  # a disk error: a 503, as for the database
+                raise StoreUnavailable(f"SQLite: document segment {where.segment}: {exc}") from exc
             if not part:
                 raise StoreUnavailable(
                     f"SQLite: document segment {where.segment} ends before byte "

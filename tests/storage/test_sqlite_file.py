@@ -183,6 +183,34 @@ def test_a_full_segment_is_followed_by_a_new_one_and_every_document_reads_back(
     assert all(seg.stat().st_size <= 10_000 for seg in segments)
 
 
+def test_a_document_whose_bytes_are_missing_is_unavailable_not_empty(tmp_path: Path) -> None:
+    # a database restored without its documents folder, or a segment cut short
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.commit([_binary("cut", b"%PDF-1.7 " * 100)])
+            await store.commit([_binary("gone", b"%PDF-1.7 " * 100)])
+            (segment,) = (tmp_path / "db.sqlite3-documents").glob("*.seg")
+            os.truncate(segment, 500)
+            with pytest.raises(StoreUnavailable, match="ends before byte"):
+                await store.read("Binary", "cut")
+            segment.unlink()
+            other = SqliteStore(path)  # a store that has not opened that segment yet
+            await other.open()
+            try:
+                with pytest.raises(StoreUnavailable, match="No such file"):
+                    await other.read("Binary", "gone")
+            finally:
+                await other.close()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
 def test_a_failed_sync_of_document_bytes_stores_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
