@@ -116,7 +116,7 @@ class Segments:
             os.close(self._fd)
             self._fd = None
         if not self.folder.is_dir():
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # health data
             _sync_directory(self.folder.parent)
         name = uuid.uuid4().hex + SUFFIX
         fd = os.open(self.folder / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)

@@ -60,6 +60,9 @@ def test_a_document_is_stored_once_and_raw_beside_the_database(tmp_path: Path) -
     asyncio.run(session(write=True))
     # once, raw (base64 in the current and the history rows would be 2.7 MiB), in a segment
     assert _folder_bytes(folder) == len(document)
+    # health data: neither the folder nor its files are open to other users
+    assert folder.stat().st_mode & 0o077 == 0
+    assert all(p.stat().st_mode & 0o077 == 0 for p in folder.iterdir())
     assert document in b"".join(p.read_bytes() for p in folder.glob("*.seg"))
     # the database holds the JSON and where the bytes are, not the bytes
     assert path.stat().st_size - before < 64 * 1024
