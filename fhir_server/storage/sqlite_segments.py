@@ -17,8 +17,9 @@ a filing's cost. Here the bytes are written once, by one `pwrite` at the end of 
   file; any process reads any segment. A segment takes no more appends past 1 GiB.
 - Erasure: once a purge is durable, the purged bytes' disk blocks are given back (a hole
   punched in the segment; zeros written where the system cannot).
-- Backups: copy the database first (online backup), then the folder. Segments only grow,
-  so a folder copied after the database holds every byte that copy refers to.
+- Backups: copy the database first (online backup), then the folder, with no purge
+  (`dmp-fhir housekeeping`) in between. Segments only grow and only a purge erases, so
+  such a folder holds every byte that copy of the database refers to.
 """
 
 from __future__ import annotations
