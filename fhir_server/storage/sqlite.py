@@ -316,7 +316,7 @@ class SqliteStore:
             conn.execute("RELEASE batch")
         return stored, None
 
-    def _apply(self, conn: sqlite3.Connection, w: Write, placed: Placed | None = None) -> Stored:
+    def _apply(self, conn: sqlite3.Connection, w: Write, placed: Placed | None) -> Stored:
         t = w.rtype
         row = None  # a create's id is new: the UNIQUE(id) constraint catches a clash below
         if w.kind != "create":

@@ -25,11 +25,13 @@ a filing's cost. Here the bytes are written once, by one `pwrite` at the end of 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +107,8 @@ class Segments:
                 os.fdatasync(fd)
             except OSError as exc:
                 raise StoreUnavailable(f"SQLite: syncing the document bytes failed: {exc}") from exc
-            with self._lock:
-                if self._fd == fd:
-                    self._synced = max(self._synced, upto)
+            # no new segment meanwhile: starting one takes `_sync_lock`
+            self._synced = upto
 
     def _start_segment(self) -> None:
         """Under `_sync_lock` and `_lock`: close the current segment (synced first: a
@@ -196,18 +197,24 @@ class Segments:
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 
 
+@functools.cache
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's fallocate(2), looked up once; None off Linux or where libc lacks it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    return fallocate  # type: ignore[no-any-return]
+
+
 def _punch_hole(fd: int, offset: int, length: int) -> bool:
     """Whether the range now reads as zeros with its blocks freed (Linux ext4, XFS,
     Btrfs, tmpfs); False where fallocate or hole punching is not available."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fallocate = libc.fallocate
-    except (OSError, AttributeError):
-        return False
-    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-    return fallocate(fd, _PUNCH_HOLE, offset, length) == 0
+    fallocate = _fallocate()
+    return fallocate is not None and fallocate(fd, _PUNCH_HOLE, offset, length) == 0
 
 
 def _sync_directory(path: Path) -> None:

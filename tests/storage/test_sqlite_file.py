@@ -35,6 +35,18 @@ def _binary(id: str, data: bytes) -> Write:
 NOW = "2026-02-01T00:00:00.000000+00:00"
 
 
+def _fail_syncs_of(monkeypatch: pytest.MonkeyPatch, suffix: str, error: OSError) -> None:
+    """`os.fdatasync` fails with `error` for the files whose name ends with `suffix`."""
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(suffix):
+            raise error
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("*")) if folder.exists() else 0
 
@@ -218,13 +230,7 @@ def test_a_failed_sync_of_document_bytes_stores_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = os.fdatasync
-
-    def failing_on_segments(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".seg"):
-            raise OSError(28, "No space left on device")
-        real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", failing_on_segments)
+    _fail_syncs_of(monkeypatch, ".seg", OSError(28, "No space left on device"))
 
     async def main() -> None:
         store = SqliteStore(tmp_path / "db.sqlite3")
@@ -336,14 +342,7 @@ def test_a_write_is_answered_once_the_wal_is_synced(
 
 
 def test_a_failed_sync_is_not_acknowledged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = os.fdatasync
-
-    def failing_fdatasync(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
-            raise OSError(5, "Input/output error")
-        real(fd)
-
-    monkeypatch.setattr(sqlite_writer.os, "fdatasync", failing_fdatasync)
+    _fail_syncs_of(monkeypatch, "-wal", OSError(5, "Input/output error"))
 
     async def main() -> None:
         store = SqliteStore(tmp_path / "db.sqlite3")
