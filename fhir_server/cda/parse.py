@@ -16,6 +16,9 @@ from fhir_server.xml_parsing import hardened_parser
 
 HL7_NS = "urn:hl7-org:v3"
 CDA_ROOT = f"{{{HL7_NS}}}ClinicalDocument"
+# CI-SIS "autoprésentable" documents carry the ClinicalDocument inside the XSL stylesheet
+# that renders it (the document is its own stylesheet: `<?xml-stylesheet href="#"?>`)
+XSL_ROOT = "{http://www.w3.org/1999/XSL/Transform}stylesheet"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -60,6 +63,10 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise _doctype_refusal()
+    if root.tag == XSL_ROOT:
+        embedded = root.findall(f".//{CDA_ROOT}")
+        if len(embedded) == 1:
+            return embedded[0]
     if root.tag != CDA_ROOT:
         raise _refuse(
             400,

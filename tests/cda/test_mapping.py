@@ -168,3 +168,31 @@ def test_level1_pdf_document(fixture_bytes):
     assert m.document.header.non_xml_media_type == "application/pdf"
     # the filed object is the CDA itself, whatever it wraps
     assert m.document_reference["content"][0]["attachment"]["contentType"] == "text/xml"
+
+
+def _in_stylesheet(cda: bytes, copies: int = 1) -> bytes:
+    """A CI-SIS "autoprésentable" document: the CDA inside the XSL stylesheet that renders it."""
+    body = cda.split(b"?>", 1)[1] if cda.startswith(b"<?xml") else cda
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<?xml-stylesheet type="text/xsl" href="#"?>\n'
+        b'<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+        b'<xsl:template match="/">' + body * copies + b"</xsl:template></xsl:stylesheet>"
+    )
+
+
+def test_cda_inside_its_own_stylesheet_maps_like_the_bare_cda(fixture_bytes):
+    bare = fixture_bytes("cr-bio-n3.xml")
+    wrapped = _in_stylesheet(bare)
+    plain = map_cda(bare, binary_id="b", patient_id="p").document_reference
+    ref = map_cda(wrapped, binary_id="b", patient_id="p").document_reference
+    # same metadata; the hash and size are those of the bytes filed (the whole stylesheet)
+    assert ref["type"] == plain["type"] and ref["masterIdentifier"] == plain["masterIdentifier"]
+    assert ref["content"][0]["attachment"]["size"] == len(wrapped)
+
+
+def test_stylesheet_holding_two_documents_is_not_a_cda(fixture_bytes):
+    from fhir_server.errors import FhirError
+
+    with pytest.raises(FhirError) as err:
+        map_cda(_in_stylesheet(fixture_bytes("cr-bio-n3.xml"), 2), binary_id="b", patient_id="p")
+    assert err.value.status == 400 and "Not a CDA document" in str(err.value)

@@ -36,7 +36,13 @@ HOSTILE = [
 
 def _documents() -> list[Any]:
     project = [pytest.param(FIXTURES / n, e, id=n) for n, e in PROJECT.items()]
-    ans = [pytest.param(p, EXPECTED[p.name], id=f"ans-{p.name}") for p in FILES]
+    # a document replacing one this kit does not hold is refused alone (422): filed in the
+    # replacement tests with the project's own pair of fixtures instead
+    ans = [
+        pytest.param(p, EXPECTED[p.name], id=f"ans-{p.name}")
+        for p in FILES
+        if b'typeCode="RPLC"' not in p.read_bytes()
+    ]
     if not ans:
         reason = f"ANS example documents not found in {EXAMPLES}"
         ans = [pytest.param(None, None, id="ans-examples", marks=pytest.mark.skip(reason=reason))]
