@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from bench_tools import ensure_wrk, free_port  # noqa: E402
 
 from fhir_server.fhir.resource_types import RESOURCE_TYPES  # noqa: E402
-from fhir_server.interactions.reindex import index_signature, signature_key  # noqa: E402
 from fhir_server.interactions.versioning import make_write  # noqa: E402
+from fhir_server.operations.reindex import index_signature, signature_key  # noqa: E402
 from fhir_server.search.parse import parse  # noqa: E402
 from fhir_server.storage import sqlite_search  # noqa: E402
 from fhir_server.storage.sqlite import SqliteStore  # noqa: E402

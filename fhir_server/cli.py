@@ -101,7 +101,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _verify_audit(args: argparse.Namespace) -> int:
-    from fhir_server.interactions.verify_audit import verify_audit
+    from fhir_server.operations.verify_audit import verify_audit
 
     report = asyncio.run(_with_context(_store_settings(args), lambda ctx: verify_audit(ctx.store)))
     if report.broken is None:
@@ -116,7 +116,7 @@ def _verify_audit(args: argparse.Namespace) -> int:
 
 
 def _housekeeping(args: argparse.Namespace) -> int:
-    from fhir_server.interactions.housekeeping import housekeeping
+    from fhir_server.operations.housekeeping import housekeeping
 
     report = asyncio.run(_with_context(_store_settings(args), housekeeping))
     print(f"embargo notices sent: {report.notices}")
@@ -129,7 +129,7 @@ def _housekeeping(args: argparse.Namespace) -> int:
 def _reindex(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from fhir_server.interactions.reindex import reindex
+    from fhir_server.operations.reindex import reindex
 
     with Progress(transient=True) as bar:
         tasks: dict[str, Any] = {}

@@ -24,7 +24,7 @@ from fhir_server.api.security import build_verifier
 from fhir_server.audit.events import ServerIdentity
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
-from fhir_server.interactions.reindex import reindex_if_stale
+from fhir_server.operations.reindex import reindex_if_stale
 from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
 

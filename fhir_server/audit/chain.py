@@ -27,8 +27,10 @@ from typing import Any, Literal
 
 import orjson
 
-PREVIOUS_URL = "https://dmp-fhir.invalid/StructureDefinition/audit-chain-previous"
-HASH_URL = "https://dmp-fhir.invalid/StructureDefinition/audit-chain-hash"
+from fhir_server.fhir.extensions import CHAIN_HASH_URL, CHAIN_PREVIOUS_URL
+
+PREVIOUS_URL = CHAIN_PREVIOUS_URL
+HASH_URL = CHAIN_HASH_URL
 GENESIS = "0" * 64
 _CHAIN_URLS = (PREVIOUS_URL, HASH_URL)
 

@@ -6,6 +6,7 @@ Claims and headers are those of `shared/reference/dmp-rules.md`, "FHIR encoding"
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,6 +92,15 @@ class AccessContext:
         return self.mode is not AccessMode.NORMAL
 
 
+def _as_sent(value: str) -> str:
+    """A header value as its sender wrote it: HTTP hands bytes over as latin-1, and a
+    client writing anything beyond ASCII sends UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     # Starlette headers are case-insensitive, a plain dict is not: look both ways.
     value = headers.get(name)
@@ -98,8 +108,18 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     if value is None:
         return None
-    value = value.strip()
+    value = _as_sent(value).strip()
     return value or None
+
+
+# spaces, line breaks, controls and invisible format characters (zero-width space, BOM,
+# joiners...) say nothing
+_BLANK_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def says_something(text: str) -> bool:
+    """At least one visible character (Unicode-aware: U+00A0 or U+200B alone are blank)."""
+    return any(unicodedata.category(ch) not in _BLANK_CATEGORIES for ch in text)
 
 
 def access_context_from_headers(
@@ -129,6 +149,8 @@ def access_context_from_headers(
             code="value",
         ) from None
     justification = _header(headers, JUSTIFICATION_HEADER)
+    if justification is not None and not says_something(justification):
+        justification = None
     if justification is not None and len(justification) > MAX_JUSTIFICATION_CHARS:
         raise bad_request(
             f"X-Access-Justification is longer than {MAX_JUSTIFICATION_CHARS} characters",

@@ -51,11 +51,12 @@ def binding_issues(rtype: str, resource: dict[str, Any]) -> list[Issue]:
         if t != rtype or element not in resource:
             continue
         value = resource[element]
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
+            shown = repr(value) if isinstance(value, str) else f"a {type(value).__name__}"
             issues.append(
                 Issue(
                     "code-invalid",
-                    f"{value!r} is not a valid {rtype}.{element}: expected one of {sorted(allowed)}",
+                    f"{shown} is not a valid {rtype}.{element}: expected one of {sorted(allowed)}",
                     expression=(f"{rtype}.{element}",),
                 )
             )

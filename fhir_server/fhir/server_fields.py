@@ -1,12 +1,18 @@
-"""Elements only the server sets, whatever a client sends (pure)."""
+"""Elements only the server sets on a new resource, whatever a client sends (pure). On a
+new version of a stored resource they carry over, and a client sending another value is
+refused (`policy.elements`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fhir_server.policy.facts import FILED_AT_URL, extension_value
+from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL
 
-SERVER_EXTENSIONS = {"DocumentReference": (FILED_AT_URL,)}
+# extensions a new resource of the type never takes from the client
+SERVER_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "DocumentReference": (FILED_AT_URL,),
+    "Patient": (CLOSED_AT_URL,),
+}
 
 
 def _without(resource: dict[str, Any], urls: tuple[str, ...]) -> list[Any]:
@@ -19,27 +25,18 @@ def _without(resource: dict[str, Any], urls: tuple[str, ...]) -> list[Any]:
 
 def on_create(rtype: str, resource: dict[str, Any], now: str) -> dict[str, Any]:
     """A DocumentReference records when it was filed (start of the INVISIBLE_PATIENT
-    embargo); any value sent by the client is replaced."""
+    embargo); a record (Patient) opens active and not closed."""
     urls = SERVER_EXTENSIONS.get(rtype)
     if not urls:
         return resource
     out = dict(resource)
-    out["extension"] = [*_without(resource, urls), {"url": FILED_AT_URL, "valueInstant": now}]
-    return out
-
-
-def on_update(rtype: str, before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
-    """Server-set extensions carry over from the version being replaced."""
-    urls = SERVER_EXTENSIONS.get(rtype)
-    if not urls or before is None:
-        return after
-    kept = [
-        {"url": url, "valueInstant": value}
-        for url in urls
-        if (value := extension_value(before, url)) is not None
-    ]
-    out = dict(after)
-    out["extension"] = [*_without(after, urls), *kept]
-    if not out["extension"]:
-        del out["extension"]
+    kept = _without(resource, urls)
+    if rtype == "DocumentReference":
+        kept.append({"url": FILED_AT_URL, "valueInstant": now})
+    if kept:
+        out["extension"] = kept
+    else:
+        out.pop("extension", None)
+    if rtype == "Patient":
+        out["active"] = True
     return out

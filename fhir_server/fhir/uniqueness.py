@@ -9,6 +9,17 @@ from typing import Any
 from fhir_server.fhir.ins import INS_SYSTEMS
 from fhir_server.fhir.mhd import is_submission_set, submission_set_unique_ids
 
+# the prefixes of the unique keys (the part before the first "|")
+PATIENT_KEY = "Patient.ins|"
+DOCUMENT_KEY = "DocumentReference.uniqueId|"
+SUBMISSION_SET_KEY = "List.submissionSet|"
+CONDITION = ".condition|"
+_KIND_TEXT = {
+    PATIENT_KEY: "INS",
+    DOCUMENT_KEY: "The document uniqueId",
+    SUBMISSION_SET_KEY: "The submission set uniqueId",
+}
+
 
 def _patient_keys(resource: dict[str, Any]) -> list[str]:
     return [
@@ -20,12 +31,12 @@ def _patient_keys(resource: dict[str, Any]) -> list[str]:
 
 def ins_key(system: str, value: str | None) -> str:
     """The key of the one Patient that may hold this INS."""
-    return f"Patient.ins|{system}|{value}"
+    return f"{PATIENT_KEY}{system}|{value}"
 
 
 def document_key(identifier: dict[str, Any]) -> str:
     """The key of the one DocumentReference that may hold this masterIdentifier (uniqueId)."""
-    return f"DocumentReference.uniqueId|{identifier.get('system', '')}|{identifier['value']}"
+    return f"{DOCUMENT_KEY}{identifier.get('system', '')}|{identifier['value']}"
 
 
 def _document_keys(resource: dict[str, Any]) -> list[str]:
@@ -36,7 +47,7 @@ def _document_keys(resource: dict[str, Any]) -> list[str]:
 
 
 def submission_set_key(identifier: dict[str, Any]) -> str:
-    return f"List.submissionSet|{identifier.get('system', '')}|{identifier['value']}"
+    return f"{SUBMISSION_SET_KEY}{identifier.get('system', '')}|{identifier['value']}"
 
 
 def _list_keys(resource: dict[str, Any]) -> list[str]:
@@ -58,4 +69,15 @@ def condition_key(rtype: str, query: str) -> str:
     """The key a conditional create holds, so that racing creates with the same condition
     collide in the database. The query is normalised (sorted parameters)."""
     parts = sorted(p for p in query.split("&") if p)
-    return f"{rtype}.condition|{'&'.join(parts)}"
+    return f"{rtype}{CONDITION}{'&'.join(parts)}"
+
+
+def unique_key_kind(key: str) -> str:
+    """What a unique key is, in words, with the value the client sent (never the holder)."""
+    for prefix, text in _KIND_TEXT.items():
+        if key.startswith(prefix):
+            value = key[len(prefix) :].rpartition("|")[2]
+            return f"{text} {value!r}"
+    if CONDITION in key:
+        return f"The If-None-Exist condition {key.split(CONDITION, 1)[1]!r}"
+    return "A unique value of this resource"

@@ -1,16 +1,22 @@
-"""What every interaction receives: the store, the settings, the clock, and who asks."""
+"""What every interaction receives: the settings, the clock, who asks, and the Gate, the
+one way to stored data (`fhir_server.access`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
+from fhir_server.access.records import RequestCache
 from fhir_server.audit.events import ServerIdentity
 from fhir_server.auth.actor import AccessContext, Actor
 from fhir_server.config import Settings
 from fhir_server.storage.port import Store
+
+if TYPE_CHECKING:
+    from fhir_server.access.gate import Gate
 
 
 def utc_now() -> datetime:
@@ -19,6 +25,8 @@ def utc_now() -> datetime:
 
 @dataclass
 class Context:
+    # the raw store: the Gate's, and the operator tasks' (`fhir_server.operations`);
+    # interactions never touch it (tests/architecture keeps it so)
     store: Store
     settings: Settings
     clock: Callable[[], datetime] = utc_now
@@ -27,7 +35,7 @@ class Context:
     access: AccessContext = field(default_factory=AccessContext)
     client: str | None = None
     server: ServerIdentity = field(default_factory=ServerIdentity)
-    extras: dict[str, Any] = field(default_factory=dict)
+    cache: RequestCache = field(default_factory=RequestCache)
 
     def now_iso(self) -> str:
         return self.clock().isoformat(timespec="microseconds")
@@ -36,3 +44,9 @@ class Context:
     def trusted(self) -> bool:
         """No actor: the DMP policy is not applied (auth=none); audit still records."""
         return self.actor is None
+
+    @cached_property
+    def gate(self) -> Gate:
+        from fhir_server.access.gate import Gate
+
+        return Gate(self)

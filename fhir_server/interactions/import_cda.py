@@ -14,20 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from fhir_server import errors
+from fhir_server.access import filing
 from fhir_server.cda.mapping import CDA_CONTENT_TYPE, CdaMapping, map_cda
 from fhir_server.fhir import mhd
 from fhir_server.fhir.server_fields import on_create
-from fhir_server.interactions import guard, replacement
+from fhir_server.fhir.uniqueness import DOCUMENT_KEY, PATIENT_KEY
+from fhir_server.interactions import replacement
 from fhir_server.interactions.context import Context
-from fhir_server.interactions.create import already_filed, duplicate_error
+from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
-from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.versioning import make_write, new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
 CDA_MEDIA_TYPES = mhd.CDA_MEDIA_TYPES
-DOCUMENT_KEY = "DocumentReference.uniqueId|"
-PATIENT_KEY = "Patient.ins|"
 # a race can cost a retry (patient created meanwhile, replaced document changed meanwhile,
 # the same document being written by another filing)
 ATTEMPTS = 5
@@ -71,20 +70,16 @@ def map_for_import(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> Cda
 
 async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> PreparedImport:
     doc_ref = mapping.document_reference
-    found = await replacement.filed(ctx, doc_ref["masterIdentifier"])
+    found = await filing.filed(ctx.gate, doc_ref["masterIdentifier"])
     if found is not None:
         return PreparedImport([], existing=found)
     now = ctx.now_iso()
     writes: list[Write] = []
-    holder = await patient_holding(ctx, *mapping.ins)
+    holder = await filing.patient_holding(ctx.gate, *mapping.ins)
     if holder is not None:
         doc_ref = {**doc_ref, "subject": {"reference": f"Patient/{holder}"}}
     else:
-        patient_id = mapping.patient["id"]
-        patient = make_write(
-            "create", "Patient", patient_id, mapping.patient, current=None, now=now
-        )
-        writes += [patient, *await guard.authorize_new_record(ctx, patient.resource or {})]
+        writes += await open_record(ctx, mapping.patient, now)
     parents = await replacement.replaced_documents(ctx, doc_ref)
     doc_ref = replacement.link_replaced(doc_ref, parents)
     # No fhir.resources validation here: the mapper's output is tested to validate, and
@@ -103,13 +98,39 @@ async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> Prep
     ref = f"DocumentReference/{doc_id}"
     writes += [
         document,
-        *await guard.authorize_write(
-            ctx, "create", "DocumentReference", None, document.resource, ref
-        ),
+        *await ctx.gate.judge("create", "DocumentReference", None, document.resource, ref),
     ]
     for parent in parents:
         writes += await replacement.supersede_checked(ctx, parent, now)
     return PreparedImport(writes, document=document)
+
+
+async def open_record(
+    ctx: Context, patient: dict, now: str, transaction: str | None = None
+) -> list[Write]:
+    """A Patient created on the way (a filing for an INS no record holds yet), with the
+    decision that the actor may open the record; the filing then sees it open."""
+    write = make_write(
+        "create",
+        "Patient",
+        patient["id"],
+        on_create("Patient", patient, now),
+        current=None,
+        now=now,
+    )
+    ref = f"Patient/{write.id}"
+    return [
+        write,
+        *await ctx.gate.judge(
+            "create", "Patient", None, write.resource, ref, transaction=transaction
+        ),
+    ]
+
+
+def same_bytes(stored: Stored, mapping: CdaMapping) -> bool:
+    """The filed document's content has the SHA-1 the server computed of these bytes."""
+    attachment = ((stored.resource or {}).get("content") or [{}])[0].get("attachment") or {}
+    return attachment.get("hash") == mapping.document.sha1_base64
 
 
 async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> WriteOutcome:
@@ -118,23 +139,24 @@ async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> W
     for attempt in range(ATTEMPTS):
         prepared = await prepare_import(ctx, mapping, data)
         if prepared.existing is not None:
-            answer = await already_filed(ctx, prepared.existing, mapping.document_reference)
+            answer = await filing.refiled(
+                ctx.gate, prepared.existing, same_bytes(prepared.existing, mapping)
+            )
             return WriteOutcome(200, answer, "Already filed")
-        writes = prepared.writes  # seam: append the AuditEvent write here, same commit
         try:
-            stored = await ctx.store.commit(writes)
+            stored = await ctx.gate.commit(prepared.writes)
         except UniqueViolation as exc:
             if exc.key.startswith(DOCUMENT_KEY):  # a concurrent filing of the same document won
-                found = await ctx.store.read(exc.rtype, exc.id)
-                if found is None or found.deleted:
+                found = await filing.filed(ctx.gate, mapping.document_reference["masterIdentifier"])
+                if found is None:
                     # its writes are not all visible yet (MongoDB without transactions
                     # reserves keys first): look again in a moment
                     await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
                     continue
-                answer = await already_filed(ctx, found, mapping.document_reference)
+                answer = await filing.refiled(ctx.gate, found, same_bytes(found, mapping))
                 return WriteOutcome(200, answer, "Already filed")
             if exc.key.startswith(PATIENT_KEY):  # a concurrent filing created the Patient
-                ctx.extras.pop("records", None)
+                ctx.cache.forget_records()
                 continue
             raise duplicate_error(exc) from None
         except VersionConflict:  # the replaced document changed meanwhile: look again

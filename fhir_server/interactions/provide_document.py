@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fhir_server import errors
+from fhir_server.access import filing
 from fhir_server.cda.mapping import (
     CdaDocument,
     build_document_reference,
@@ -32,21 +33,27 @@ from fhir_server.cda.resources import patient as patient_from_cda
 from fhir_server.errors import FhirError
 from fhir_server.fhir import mhd
 from fhir_server.fhir.ins import INS_SYSTEMS
-from fhir_server.fhir.uniqueness import ins_key, submission_set_key
-from fhir_server.interactions import guard, replacement, transaction
+from fhir_server.fhir.uniqueness import (
+    DOCUMENT_KEY,
+    PATIENT_KEY,
+    SUBMISSION_SET_KEY,
+    ins_key,
+    submission_set_key,
+)
+from fhir_server.interactions import replacement, transaction
 from fhir_server.interactions.context import Context
-from fhir_server.interactions.create import duplicate_error, refiled_by_filer
+from fhir_server.interactions.create import duplicate_error
+from fhir_server.interactions.import_cda import open_record
 from fhir_server.interactions.outcome import WriteOutcome
-from fhir_server.interactions.patients import patient_holding
 from fhir_server.interactions.transaction import Entry
-from fhir_server.interactions.versioning import make_write, new_id
+from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 from fhir_server.terminology import valuesets
 
 Json = dict[str, Any]
 # keys a concurrent publication of the same document, patient or submission set can take
 # first: the next attempt finds their holder and answers with it
-RACY_KEYS = ("DocumentReference.uniqueId|", "Patient.ins|", "List.submissionSet|")
+RACY_KEYS = (DOCUMENT_KEY, PATIENT_KEY, SUBMISSION_SET_KEY)
 ATTEMPTS = 3
 # ITI-105: elements derived from the CDA only together, since they point at each other
 CONTAINED_GROUP = ("contained", "author", "authenticator", "custodian")
@@ -191,6 +198,14 @@ class ProvideDocument:
                 raise transaction.relocate(exc, e.index) from None
         return resolved
 
+    @staticmethod
+    def _tie(doc_entry: Entry, binaries: list[Entry]) -> None:
+        """The content follows its document: each Binary it holds names it (rewritten to
+        the DocumentReference's id with the Bundle's other references)."""
+        for binary in binaries:
+            if binary.resource is not None and doc_entry.full_url:
+                binary.resource["securityContext"] = {"reference": doc_entry.full_url}
+
     async def after(self, ctx: Context, entries: list[Entry]) -> list[Write]:
         writes = [*self.new_patients.values(), *self.record_audit]
         by_index = {e.index: e for e in entries}
@@ -228,9 +243,9 @@ class ProvideDocument:
 
     async def _submission_set(self, ctx: Context, e: Entry, resolved: dict[str, str]) -> None:
         for ident in mhd.submission_set_unique_ids(e.resource or {}):
-            holder = await ctx.store.holder_of(submission_set_key(ident))
+            holder = await filing.holder(ctx.gate, submission_set_key(ident))
             if holder is not None:
-                _as_existing(e, "List", holder[1], resolved)
+                _as_existing(e, "List", holder, resolved)
                 return
 
     async def _document(
@@ -248,10 +263,14 @@ class ProvideDocument:
                 "DocumentReference.masterIdentifier (the document's uniqueId) is required",
                 "DocumentReference.masterIdentifier",
             )
-        found = await replacement.filed(ctx, doc["masterIdentifier"])
+        found = await filing.filed(ctx.gate, doc["masterIdentifier"])
         if found is not None:
-            self._already_filed(e, binaries, found, resolved, refiled_by_filer(ctx, found, doc))
+            # the hash was checked against the Bundle's bytes (`_check_digest`) or derived
+            same = _hash(doc) is not None and _hash(doc) == _hash(found.resource or {})
+            await filing.refiled(ctx.gate, found, same if binaries else None)
+            await self._already_filed(ctx, e, binaries, found, resolved)
             return
+        self._tie(e, binaries)
         await self._subject(ctx, doc, cda, by_url)
         if cda is not None and "relatesTo" not in doc:
             relates = build_relates_to(cda)
@@ -284,22 +303,24 @@ class ProvideDocument:
                 cda = _cda_of(target.resource or {}, data, self.max_bytes)
         return binaries, cda
 
-    def _already_filed(
+    async def _already_filed(
         self,
+        ctx: Context,
         e: Entry,
         binaries: list[Entry],
         found: Stored,
         resolved: dict[str, str],
-        refiled: bool,
     ) -> None:
+        """The filed document (disclosed by `filing.refiled`) and its content answer the
+        entries of the document sent again."""
         _as_existing(e, "DocumentReference", found.id, resolved)
-        e.refiled = refiled
+        e.existing = found
         contents = (found.resource or {}).get("content") or []
         for binary, content in zip(binaries, contents, strict=False):
             url = (content.get("attachment") or {}).get("url") or ""
             if url.startswith("Binary/"):
                 _as_existing(binary, "Binary", url.split("/", 1)[1], resolved)
-                binary.refiled = refiled
+                binary.existing = await filing.content_of(ctx.gate, found, binary.id or "")
 
     async def _subject(
         self,
@@ -314,11 +335,14 @@ class ProvideDocument:
         if ref in by_url:
             self._bundle_patient(by_url[ref], ins)
         elif isinstance(ref, str) and ref.startswith("Patient/"):
-            stored = await ctx.store.read("Patient", ref.split("/", 1)[1])
-            if stored is None or stored.deleted:
+            try:  # the filer reads the identity it files for (TD0.2), as the policy allows
+                stored = await ctx.gate.read("Patient", ref.split("/", 1)[1])
+            except FhirError as exc:
+                if exc.status not in (404, 410):
+                    raise
                 raise errors.unprocessable(
                     f"subject {ref} is not known", "DocumentReference.subject"
-                )
+                ) from None
             held = _ins_of(stored.resource or {})
             if ins and held and ins not in held:
                 raise _contradiction("subject", f"{ref} (INS {sorted(held)[0][1]})", ins[1])
@@ -343,7 +367,7 @@ class ProvideDocument:
     async def _known_patient(self, ctx: Context, e: Entry, resolved: dict[str, str]) -> None:
         """One Patient per INS: a Bundle's Patient whose INS we hold is the one we hold."""
         for system, value in sorted(_ins_of(e.resource or {})):
-            holder = await patient_holding(ctx, system, value)
+            holder = await filing.patient_holding(ctx.gate, system, value)
             if holder is not None:
                 _as_existing(e, "Patient", holder, resolved)
                 return
@@ -363,7 +387,7 @@ class ProvideDocument:
                 "DocumentReference.subject",
             )
         key = ins_key(*ins)
-        holder = await patient_holding(ctx, *ins)
+        holder = await filing.patient_holding(ctx.gate, *ins)
         if holder is not None:
             return {"reference": f"Patient/{holder}"}
         if key in self.new_patients:
@@ -375,13 +399,16 @@ class ProvideDocument:
             )
         pid = new_id()
         resource = patient_from_cda(cda.header.record_target, pid)
-        self.new_patients[key] = make_write(
-            "create", "Patient", pid, resource, current=None, now=self.now
-        )
-        self.record_audit += await guard.authorize_new_record(
-            ctx, self.new_patients[key].resource or {}, "ITI-65"
-        )
+        patient, *audit = await open_record(ctx, resource, self.now, "ITI-65")
+        self.new_patients[key] = patient
+        self.record_audit += audit
         return {"reference": f"Patient/{pid}"}
+
+
+def _hash(doc: Json) -> str | None:
+    attachment = ((doc.get("content") or [{}])[0] or {}).get("attachment") or {}
+    value = attachment.get("hash")
+    return value if isinstance(value, str) else None
 
 
 def build_relates_to(cda: CdaDocument) -> list[Json]:

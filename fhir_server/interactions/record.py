@@ -1,19 +1,19 @@
 """Closing and reopening a patient's record (R.1111-34): a closed record is read-only for
 everyone but the holder, nothing can be filed into it, and it is destroyed ten years
-after closure (`housekeeping`)."""
+after closure (`dmp-fhir housekeeping`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fhir_server import errors
-from fhir_server.interactions import guard, read
+from fhir_server.fhir.extensions import CLOSED_AT_URL
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.retry import retry_on_conflict
 from fhir_server.interactions.versioning import make_write
 from fhir_server.policy import Action
-from fhir_server.policy.facts import CLOSED_AT_URL, closed_at
-from fhir_server.storage.port import VersionConflict
+from fhir_server.policy.facts import closed_at
 
 
 def _closed(patient: dict[str, Any], instant: str) -> dict[str, Any]:
@@ -37,20 +37,21 @@ def _reopened(patient: dict[str, Any]) -> dict[str, Any]:
 
 async def set_closed(ctx: Context, patient_id: str, close: bool) -> WriteOutcome:
     action = Action.CLOSE_RECORD if close else Action.REOPEN_RECORD
-    for _ in range(5):
-        current = await read.current(ctx, "Patient", patient_id)
+
+    async def attempt() -> WriteOutcome:
+        current = await ctx.gate.stored_for_write("Patient", patient_id, "update", action=action)
+        if current is None or current.deleted:
+            raise errors.not_found(f"Patient/{patient_id} is not known")
         before = current.resource or {}
-        if (closed_at(before) is not None) == close:
-            raise errors.conflict(f"The record is already {'closed' if close else 'open'}")
         now = ctx.now_iso()
         after = _closed(before, now) if close else _reopened(before)
         write = make_write("update", "Patient", patient_id, after, current=current, now=now)
-        audit = await guard.authorize_write(
-            ctx, "update", "Patient", before, write.resource, f"Patient/{patient_id}", action=action
+        audit = await ctx.gate.judge(
+            "update", "Patient", before, write.resource, f"Patient/{patient_id}", action=action
         )
-        try:
-            stored, *_ = await ctx.store.commit([write, *audit])
-        except VersionConflict:
-            continue
+        if (closed_at(before) is not None) == close:
+            raise errors.conflict(f"The record is already {'closed' if close else 'open'}")
+        stored, *_ = await ctx.gate.commit([write, *audit])
         return WriteOutcome(200, stored)
-    raise errors.conflict(f"Patient/{patient_id} is being changed concurrently; retry")
+
+    return await retry_on_conflict(attempt, f"Patient/{patient_id}")

@@ -1,14 +1,13 @@
-"""search-type: parse the query into a plan (pure); the guard scopes it to one record and
-gives the visibility filter, which the plan carries into the store query; results are
-checked once more, shaped (`_summary`, `_elements`), and ignored parameters reported."""
+"""search-type: parse the query into a plan (pure); the Gate scopes it to one record,
+filters it in the store query and audits it; results are shaped (`_summary`,
+`_elements`), and ignored parameters reported."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from fhir_server import errors
+from fhir_server.access import searches
 from fhir_server.errors import Issue, operation_outcome
-from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
 from fhir_server.search.plan import SearchPlan, SearchResult, parse_query
 from fhir_server.search.shape import needs_shaping, shape
@@ -59,22 +58,6 @@ async def search(
         strict=strict,
         enforce_required=True,
     )
-    scope = await guard.authorize_search(ctx, rtype, params)
-    if scope.visibility is not None:
-        plan = replace(plan, visibility=scope.visibility)
-    result = await ctx.store.search(plan)
-    result.entries = await guard.visible_results(ctx, rtype, scope, result.entries)
-    if result.included:
-        result.included = await guard.visible_results(ctx, rtype, scope, result.included)
-    await guard.commit_search(ctx, scope, rtype, params)
+    result = await searches.search(ctx.gate, plan, params)
     result.entries = _shaped(plan, result.entries)
     return SearchOutcome(plan, result, _warnings(rtype, plan))
-
-
-async def run(ctx: Context, plan: SearchPlan) -> SearchResult:
-    """Run a plan outside a client search (conditions of create and PATCH); a cursor the
-    store cannot read is the client's error (400)."""
-    try:
-        return await ctx.store.search(plan)
-    except ValueError:
-        raise errors.bad_request("Invalid paging cursor", "_cursor") from None

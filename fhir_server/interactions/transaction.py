@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fhir_server import errors
+from fhir_server.access import searches
 from fhir_server.errors import FhirError, Issue, operation_outcome
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.interactions import create, delete, read, update
@@ -37,11 +38,10 @@ class Entry:
     write: Write | None = None
     # the audit and notifications that go with `write`, in the same commit
     extra: list[Write] = field(default_factory=list)
+    # what a GET entry answers with, when the server resolved it already (a document filed
+    # before, disclosed by `access.filing.refiled`); else it is read under the policy
     existing: Stored | None = None
     status: int = 200
-    # a document sent again with its very bytes by a filer: read back without the read
-    # rules (see create.refiled_by_filer)
-    refiled: bool = False
 
 
 def _where(i: int, element: str = "") -> str:
@@ -151,7 +151,11 @@ async def _match_conditions(ctx: Context, entries: list[Entry]) -> None:
     for e in entries:
         if e.method == "POST" and e.if_none_exist:
             try:
-                e.existing = await create.match_condition(ctx, e.rtype, e.if_none_exist)
+                found = await searches.find(
+                    ctx.gate, e.rtype, e.if_none_exist, purpose="If-None-Exist"
+                )
+                # answering with it discloses it: the actor must be able to read it
+                e.existing = await ctx.gate.read(found.rtype, found.id) if found else None
             except FhirError as exc:
                 raise relocate(exc, e.index) from None
             if e.existing is not None:
@@ -182,9 +186,7 @@ async def _prepare(ctx: Context, e: Entry) -> None:
         e.status = 204
     else:
         assert e.id is not None
-        if e.refiled:
-            e.existing = await create.read_refiled(ctx, e.rtype, e.id)
-        else:
+        if e.existing is None:
             e.existing = await read.read(ctx, e.rtype, e.id)
 
 
@@ -261,7 +263,7 @@ async def commit_entries(
     ctx: Context, entries: list[Entry], writes: list[Write]
 ) -> dict[int, Stored]:
     """One atomic commit; entry index -> what it wrote or read. Store errors propagate."""
-    stored = await ctx.store.commit(writes) if writes else []
+    stored = await ctx.gate.commit(writes) if writes else []
     by_write = {id(w): s for w, s in zip(writes, stored, strict=True)}
     results = {}
     for e in entries:

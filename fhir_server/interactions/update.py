@@ -1,22 +1,22 @@
-"""update (PUT), with If-Match optimistic locking; update-as-create for a new id."""
+"""update (PUT), with If-Match optimistic locking. Under the DMP policy a client never
+chooses a new resource's id: a PUT names a resource the actor may see, or gets the answer
+an unknown id gets. Update-as-create remains for trusted use (auth=none)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fhir_server import errors
-from fhir_server.fhir.metadata_rules import check_metadata_change
 from fhir_server.fhir.numbers import whole_number
-from fhir_server.fhir.server_fields import on_create, on_update
-from fhir_server.fhir.validation import check_id, validate_resource
-from fhir_server.interactions import guard
+from fhir_server.fhir.server_fields import on_create
+from fhir_server.fhir.validation import validate_resource
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.retry import retry_on_conflict
 from fhir_server.interactions.versioning import make_write
-from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
-
-RETRIES = 5
+from fhir_server.policy.elements import carry_server_fields
+from fhir_server.storage.port import Stored, UniqueViolation, Write
 
 
 def parse_etag(value: str) -> int:
@@ -51,42 +51,42 @@ async def prepare_update(
 ) -> tuple[list[Write], bool]:
     """The Writes for this update (the resource first, then its audit) and whether it
     creates the resource."""
-    check_id(id)
     validate_resource(rtype, resource, url_id=id, require_id=True)
-    current = await ctx.store.read(rtype, id)
+    current = await ctx.gate.stored_for_write(rtype, id, "update")
     check_expected(rtype, id, parse_etag(if_match) if if_match else None, current)
+    if current is not None and current.deleted and not ctx.trusted:
+        raise errors.gone(f"{rtype}/{id} was deleted (version {current.version})")
     creates = current is None or current.deleted
     before = None if creates or current is None else current.resource
     now = ctx.now_iso()
-    after = on_create(rtype, resource, now) if creates else on_update(rtype, before, resource)
-    if before is not None:
-        # after filing only metadata may change (PDSm Flux 03), by PUT as by PATCH
-        check_metadata_change(rtype, before, _comparable(after, before))
+    after = (
+        on_create(rtype, resource, now) if creates else carry_server_fields(rtype, before, resource)
+    )
+    after = _with_meta(after, before)
     write = make_write("update", rtype, id, after, current=current, now=now)
     interaction = "create" if creates else "update"
-    audit = await guard.authorize_write(
-        ctx, interaction, rtype, before, write.resource, f"{rtype}/{id}", transaction
+    audit = await ctx.gate.judge(
+        interaction, rtype, before, write.resource, f"{rtype}/{id}", transaction=transaction
     )
     return [write, *audit], creates
 
 
-def _comparable(after: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+def _with_meta(after: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     """`after` with the server-kept meta of `before`, so only client changes compare."""
-    return {**after, "meta": (before or {}).get("meta", after.get("meta"))}
+    if before is None:
+        return after
+    return {**after, "meta": before.get("meta", after.get("meta"))}
 
 
 async def update(
     ctx: Context, rtype: str, id: str, resource: Any, *, if_match: str | None = None
 ) -> WriteOutcome:
-    for _ in range(RETRIES):
+    async def attempt() -> WriteOutcome:
         writes, creates = await prepare_update(ctx, rtype, id, resource, if_match=if_match)
         try:
-            stored, *_ = await ctx.store.commit(writes)
-        except VersionConflict:
-            if if_match:
-                raise errors.precondition_failed(f"{rtype}/{id} changed since {if_match}") from None
-            continue  # a concurrent writer won: read again and reapply
+            stored, *_ = await ctx.gate.commit(writes)
         except UniqueViolation as exc:
             raise duplicate_error(exc) from None
         return WriteOutcome(201 if creates else 200, stored)
-    raise errors.conflict(f"{rtype}/{id} is being changed concurrently; retry")
+
+    return await retry_on_conflict(attempt, f"{rtype}/{id}", if_match)

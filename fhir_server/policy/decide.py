@@ -1,42 +1,35 @@
-"""The DMP access decision: `decide()` and the search `visibility_filter()`.
+"""The DMP access decision: `decide()`, `sees()`, `request_refusal()` and the search
+`visibility_filter()`.
 
-Evaluation order (first rule that speaks wins). Rules 1-6 refuse the actor the whole
-record whatever the document. Then, when a document is given, "hidden" (404, rule 11) is
-checked before every other refusal: an actor who may read the record but not this document
-gets exactly the answer an unknown id gets, whatever they try to do with it (a patient
-deleting an embargoed document gets 404, not "patients cannot delete"). Rules 7-10 and
-12-13 follow.
+Evaluation order (first rule that speaks wins). Rules 1-6 look only at the request (who
+asks, how, for what): the enforcement point runs them before it reads anything, so their
+answer is the same whatever is stored. Rules 7-9 refuse the actor the whole record. Then,
+when a document is given, "hidden" is checked before every other refusal: an actor who
+may read the record but not this document gets exactly the answer an unknown id gets,
+whatever they try to do with it. Rules 10-14 follow.
 
-| # | rule id | outcome | source |
+| # | rule id | answer | source |
 |---|---|---|---|
-| 1 | forbidden-role | 403 | L.1111-18 |
-| 2 | access-mode-role | 403 | centre_15 = SAMU only; bris_de_glace = practitioner (**decision**) |
-| 3 | justification-required | 403 | bris_de_glace needs a justification |
-| 4 | not-own-record | 403 | a patient / legal representative acts for their `patient` claim only |
-| 5 | minor-no-access | 403 | "a minor has no access of their own" |
-| 6 | consent-block | 403 | Consent rule 3: a block beats everything, break-glass included |
-| (11) | hidden (below) | 404 | checked here when a document is given |
-| 7 | emergency-read-only | 403 | emergency modes read only ("may write: no") |
-| 8 | no-record / record-closed | 404 / 403 | Consent rule 1, Closing |
-| 9 | emergency-opposed / no-authorisation / not-allowed | 403 | L.1111-17, R.1111-41, CAPABILITIES |
-| 10 | no-habilitation | 403 | profession without a habilitation row |
-| 11 | masked-for-professionals / invisible-to-patient / invisible-to-legal-representatives / class-not-habilitated | 404 hidden | Visibility |
-| 12 | not-allowed (document qualities: author...) | 403 | CAPABILITIES |
-| 13 | filing-scope / label-not-settable | 403 | FILING_SCOPES, LABELS_AT_FILING |
-| - | the granting quality (holder, treating-physician, ...) | 200 | |
+| 1 | forbidden-role | refused | L.1111-18 |
+| 2 | access-mode-role | refused | centre_15 = SAMU only; bris_de_glace = practitioner (**decision**) |
+| 3 | justification-required | refused | bris_de_glace needs a justification |
+| 4 | emergency-read-only | refused | emergency modes read only ("may write: no") |
+| 5 | not-allowed (role) | refused | no quality the role can hold grants the action (CAPABILITIES) |
+| 6 | no-habilitation | refused | profession without a habilitation row |
+| 7 | not-own-record | refused | a patient / legal representative acts for their `patient` claim only |
+| 8 | minor-no-access | refused | "a minor has no access of their own" |
+| 9 | consent-block | no-access | Consent rule 3: a block beats everything, break-glass included |
+| (12) | hidden (below) | hidden | checked here when a document is given |
+| 10 | no-record / record-opposed / record-closed | no-access (reads), no-record (writes) / refused | Consent rule 1, Closing |
+| 11 | emergency-opposed / no-authorisation / not-allowed | no-access | L.1111-17, R.1111-41, CAPABILITIES |
+| 12 | masked-for-professionals / invisible-to-patient / invisible-to-legal-representatives / class-not-habilitated | hidden | Visibility |
+| 13 | not-allowed (document qualities: author...) | refused | CAPABILITIES |
+| 14 | filing-scope / label-not-settable | refused | FILING_SCOPES, LABELS_AT_FILING |
+| - | the granting quality (holder, treating-physician, ...) | granted | |
 
-How the HTTP layer calls it:
-
-1. `access = access_context_from_headers(request.headers, actor)` once per request.
-2. For an action on one document: load it (internally), build `PatientFacts` from its
-   subject and `DocumentFacts` from it, then `decide(..., document=facts)`; answer
-   `decision.status` (404 for hidden: the same body as for an unknown id). For `file`, the
-   document is the one being filed; for a replacement call `update` with the replaced
-   document and `file` with the new one. Calling without `document` evaluates rules 1-10
-   only (useful before an expensive load); the final call must include it.
-3. For a DocumentReference search: `decide(..., Action.SEARCH)`; if denied answer 403;
-   else pass `visibility_filter(...)` to the store query.
-4. Audit every decision (permit or deny) with `decision.rule` as the outcome description.
+The answers (`model.Answer`) are what make "hidden" and "absent" indistinguishable: every
+refusal that depends on stored data the actor may not have (is there a record, a block,
+an authorisation, an opposition) carries the one `no-access` text.
 """
 
 from __future__ import annotations
@@ -70,6 +63,7 @@ from fhir_server.policy.model import (
     INVISIBLE_PATIENT,
     INVISIBLE_REPRESENTANTS_LEGAUX,
     MASQUE_PS,
+    READ_ACTIONS,
     VISIBILITY_CODES,
     WRITE_ACTIONS,
     Action,
@@ -86,12 +80,19 @@ from fhir_server.policy.tables import (
     LABELS_AT_FILING,
     QUALITY_PRIORITY,
     READ_STANDINGS,
+    ROLE_QUALITIES,
     Quality,
 )
 from fhir_server.policy.visibility import LabelRule, VisibilityFilter, embargo_cutoff
 
 Q = Quality
 _NO_RECORD = frozenset({RecordStatus.ABSENT, RecordStatus.OPPOSED})
+CLINICAL_READS = frozenset({Action.READ, Action.SEARCH})
+# The one text of every `no-access` refusal (see the module docstring).
+NO_ACCESS_REASON = (
+    "No access to this patient's record: it does not exist, or it is not open to this "
+    "actor (the patient has not authorised it)"
+)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def _qualities(
         and actor.role in ACCESS_MODE_ROLES[access.mode]
         and consents.emergency_opposition(PURPOSE_BY_MODE[access.mode]) is None
     )
+    establishment = actor.role in ESTABLISHMENT_ROLES
     held = {
         Q.HOLDER: actor.role == Role.PATIENT and bound,
         Q.LEGAL_REP: actor.role == Role.LEGAL_REPRESENTATIVE and bound,
@@ -132,7 +134,8 @@ def _qualities(
         Q.AUTHORISED: professional and auth is not None,
         Q.EMERGENCY: professional and emergency_ok,
         Q.PROFESSIONAL: professional,
-        Q.ESTABLISHMENT: actor.role in ESTABLISHMENT_ROLES,
+        Q.ESTABLISHMENT: establishment,
+        Q.CARE_ESTABLISHMENT: establishment and auth is not None,
         Q.ASSURANCE_MALADIE: actor.role == Role.ASSURANCE_MALADIE,
         Q.AUDITOR: actor.role == Role.AUDITOR,
     }
@@ -151,33 +154,78 @@ def _document_qualities(ctx: _Ctx, doc: DocumentFacts) -> frozenset[Quality]:
     return frozenset(q for q, yes in held.items() if yes)
 
 
-def _potential(ctx: _Ctx) -> frozenset[Quality]:
+def _potential(actor: Actor) -> frozenset[Quality]:
     """Document qualities this actor could hold on some document of the record."""
-    return frozenset(q for q, roles in DOCUMENT_QUALITY_ROLES.items() if ctx.actor.role in roles)
+    return frozenset(q for q, roles in DOCUMENT_QUALITY_ROLES.items() if actor.role in roles)
 
 
-# ----------------------------------------------------------------- record-level rules
+# ------------------------------------------------------------------ request-only rules
 
 
-def _forbidden_role(ctx: _Ctx) -> Decision | None:
-    if ctx.actor.role not in ROLES:
-        return Decision.deny("forbidden-role", f"role {ctx.actor.role!r} may not access the DMP")
+def _forbidden_role(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    if actor.role not in ROLES:
+        return Decision.deny("forbidden-role", f"role {actor.role!r} may not access the DMP")
     return None
 
 
-def _mode_role(ctx: _Ctx) -> Decision | None:
-    if ctx.actor.role not in ACCESS_MODE_ROLES[ctx.access.mode]:
+def _mode_role(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    if actor.role not in ACCESS_MODE_ROLES[access.mode]:
         return Decision.deny(
             "access-mode-role",
-            f"access mode {ctx.access.mode.value} is not available to role {ctx.actor.role}",
+            f"access mode {access.mode.value} is not available to role {actor.role}",
         )
     return None
 
 
-def _justification(ctx: _Ctx) -> Decision | None:
-    if ctx.access.mode is AccessMode.BRIS_DE_GLACE and not ctx.access.justification:
+def _justification(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    if access.mode is AccessMode.BRIS_DE_GLACE and not access.justification:
         return Decision.deny("justification-required", "bris_de_glace requires a justification")
     return None
+
+
+def _emergency_read_only(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    if access.emergency and action in WRITE_ACTIONS:
+        return Decision.deny(
+            "emergency-read-only", f"{access.mode.value} access is read-only; write in normal mode"
+        )
+    return None
+
+
+def _role_capability(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    if CAPABILITIES[action] & ROLE_QUALITIES.get(actor.role, frozenset()):
+        return None
+    return Decision.deny("not-allowed", f"{action.value} is not allowed to a {actor.role}")
+
+
+def _habilitation(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    if action not in CLINICAL_READS or actor.role not in PROFESSIONAL_ROLES:
+        return None
+    if actor.profession not in HABILITATIONS:
+        return Decision.deny(
+            "no-habilitation", f"profession {actor.profession} has no DMP habilitation"
+        )
+    return None
+
+
+REQUEST_RULES = (
+    _forbidden_role,
+    _mode_role,
+    _justification,
+    _emergency_read_only,
+    _role_capability,
+    _habilitation,
+)
+
+
+def request_refusal(actor: Actor, access: AccessContext, action: Action) -> Decision | None:
+    """The refusal the request alone earns (rules 1-6), or None: nothing stored is read."""
+    for rule in REQUEST_RULES:
+        if (decision := rule(actor, access, action)) is not None:
+            return decision
+    return None
+
+
+# ------------------------------------------------------------------- record-level rules
 
 
 def _binding(ctx: _Ctx) -> Decision | None:
@@ -187,7 +235,7 @@ def _binding(ctx: _Ctx) -> Decision | None:
 
 
 def _minor(ctx: _Ctx) -> Decision | None:
-    if ctx.actor.role == Role.PATIENT and ctx.patient.minor:
+    if ctx.actor.role == Role.PATIENT and ctx.bound and ctx.patient.minor:
         return Decision.deny(
             "minor-no-access", "a minor has no access of their own: the legal representative acts"
         )
@@ -199,18 +247,10 @@ def _block(ctx: _Ctx) -> Decision | None:
     if block is None:
         return None
     who = "establishment" if any(s == FINESS_SYSTEM for s, _ in block.actors) else "professional"
-    return Decision.deny(
-        "consent-block", f"the patient has blocked this {who} (Consent {block.consent_id})"
-    )
+    return Decision.no_access("consent-block", f"the patient has blocked this {who}")
 
 
-def _emergency_read_only(ctx: _Ctx) -> Decision | None:
-    if ctx.access.emergency and ctx.action in WRITE_ACTIONS:
-        return Decision.deny(
-            "emergency-read-only",
-            f"{ctx.access.mode.value} access is read-only; write in normal mode",
-        )
-    return None
+ACTOR_RULES = (_binding, _minor, _block)
 
 
 def _record_state(ctx: _Ctx) -> Decision | None:
@@ -220,7 +260,9 @@ def _record_state(ctx: _Ctx) -> Decision | None:
         return Decision.deny("record-opposed", "the holder opposed the creation of a DMP")
     if record is RecordStatus.ABSENT and action is Action.CREATE_RECORD:
         return None
-    if record in _NO_RECORD and action in WRITE_ACTIONS and action is not Action.WRITE_CONSENT:
+    if record in _NO_RECORD and action in READ_ACTIONS:
+        return Decision.no_access("no-record", f"this patient has no DMP (record {record})")
+    if record in _NO_RECORD and action is not Action.WRITE_CONSENT:
         # Creation and opposition are expressed by Consent, so that one stays possible.
         return Decision.not_found("no-record", f"this patient has no DMP (record {record})")
     if record is RecordStatus.CLOSED and action in FILING_ACTIONS:
@@ -233,56 +275,29 @@ def _record_state(ctx: _Ctx) -> Decision | None:
 
 
 def _explain_refusal(ctx: _Ctx) -> Decision:
-    if ctx.action in (Action.READ, Action.SEARCH) and ctx.professional:
-        purpose = ctx.purpose
-        if ctx.access.emergency and ctx.consents.emergency_opposition(purpose) is not None:
-            return Decision.deny(
+    """Why a record-level capability is missing: recorded in the audit, told as no-access."""
+    if ctx.action in CLINICAL_READS and ctx.professional:
+        if ctx.access.emergency and ctx.consents.emergency_opposition(ctx.purpose) is not None:
+            return Decision.no_access(
                 "emergency-opposed",
                 f"the patient has refused {ctx.access.mode.value} access (L.1111-17)",
             )
-        return Decision.deny(
+        return Decision.no_access(
             "no-authorisation",
             "the patient has not authorised this professional or establishment (R.1111-41)",
         )
-    return Decision.deny(
+    return Decision.no_access(
         "not-allowed", f"{ctx.action.value} is not allowed to a {ctx.actor.role} on this record"
     )
 
 
 def _capability(ctx: _Ctx) -> Decision | None:
-    if CAPABILITIES[ctx.action] & (ctx.qualities | _potential(ctx)):
+    if CAPABILITIES[ctx.action] & (ctx.qualities | _potential(ctx.actor)):
         return None
     return _explain_refusal(ctx)
 
 
-def _habilitation(ctx: _Ctx) -> Decision | None:
-    if ctx.action not in (Action.READ, Action.SEARCH):
-        return None
-    if ctx.qualities & {Q.HOLDER, Q.LEGAL_REP}:
-        return None
-    if ctx.professional and ctx.actor.profession not in HABILITATIONS:
-        return Decision.deny(
-            "no-habilitation",
-            f"profession {ctx.actor.profession} has no DMP habilitation",
-        )
-    return None
-
-
-# Refusals of the actor as such, whatever the document: checked before visibility.
-ACTOR_RULES = (
-    _forbidden_role,
-    _mode_role,
-    _justification,
-    _binding,
-    _minor,
-    _block,
-)
-RECORD_RULES = (
-    _emergency_read_only,
-    _record_state,
-    _capability,
-    _habilitation,
-)
+RECORD_RULES = (_record_state, _capability)
 
 # --------------------------------------------------------------- document-level rules
 
@@ -314,7 +329,7 @@ def _visibility(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
     rule = _filter_for(ctx).hiding_rule(doc)
     if rule is None:
         return None
-    return Decision.hide(rule, "no such document")  # same words as an unknown id
+    return Decision.hide(rule, "no such document")
 
 
 def _document_capability(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
@@ -322,7 +337,11 @@ def _document_capability(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
         return None
     if ctx.action is Action.DELETE:
         return Decision.deny("not-allowed", "only the document's author may delete it")
-    return _explain_refusal(ctx)
+    if ctx.action in CLINICAL_READS:
+        return _explain_refusal(ctx)
+    return Decision.deny(
+        "not-allowed", f"{ctx.action.value} is not allowed to a {ctx.actor.role} on this document"
+    )
 
 
 def _filing_scope(ctx: _Ctx, doc: DocumentFacts) -> Decision | None:
@@ -378,11 +397,28 @@ def _context(
         else parse_consents(consents, patient.id, now)
     )
     purpose = PURPOSE_BY_MODE[access.mode]
-    auth = (
-        facts.authorisation(actor_ids(actor), purpose) if actor.role in PROFESSIONAL_ROLES else None
-    )
+    named = actor.role in PROFESSIONAL_ROLES or actor.role in ESTABLISHMENT_ROLES
+    auth = facts.authorisation(actor_ids(actor), purpose) if named else None
     qualities = _qualities(actor, access, patient, facts, auth)
     return _Ctx(actor, access, action, patient, facts, now, purpose, auth, qualities)
+
+
+def _decide(ctx: _Ctx, document: DocumentFacts | None) -> Decision:
+    if (decision := request_refusal(ctx.actor, ctx.access, ctx.action)) is not None:
+        return decision
+    for rule in ACTOR_RULES:
+        if (decision := rule(ctx)) is not None:
+            return decision
+    if document is not None and (decision := _visibility(ctx, document)) is not None:
+        return decision
+    for record_rule in RECORD_RULES:
+        if (decision := record_rule(ctx)) is not None:
+            return decision
+    if document is not None:
+        for doc_rule in DOCUMENT_RULES:
+            if (decision := doc_rule(ctx, document)) is not None:
+                return decision
+    return _granted(ctx, document)
 
 
 def decide(
@@ -397,20 +433,30 @@ def decide(
     """The DMP access decision. `consents`: the patient's Consent resources (dicts; any
     status, inactive ones are ignored) or an already parsed `ConsentFacts`. `now` must be
     timezone-aware."""
-    ctx = _context(actor, access, action, patient, consents, now)
-    for rule in ACTOR_RULES:
-        if (decision := rule(ctx)) is not None:
-            return decision
-    if document is not None and (decision := _visibility(ctx, document)) is not None:
-        return decision
-    for rule in RECORD_RULES:
-        if (decision := rule(ctx)) is not None:
-            return decision
-    if document is not None:
-        for doc_rule in DOCUMENT_RULES:
-            if (decision := doc_rule(ctx, document)) is not None:
-                return decision
-    return _granted(ctx, document)
+    return _decide(_context(actor, access, action, patient, consents, now), document)
+
+
+def sees(
+    actor: Actor,
+    access: AccessContext,
+    read_action: Action,
+    patient: PatientFacts,
+    consents: Iterable[Mapping[str, Any]] | ConsentFacts,
+    now: datetime,
+    document: DocumentFacts | None = None,
+) -> bool:
+    """Whether the actor may know this resource exists: they may read it (`read_action`),
+    or, for a document, they filed it (author, filing establishment, own deposit) and it
+    is not hidden from them. Anything else about such a resource is answered as for an
+    unknown id."""
+    ctx = _context(actor, access, read_action, patient, consents, now)
+    if _decide(ctx, document).permit:
+        return True
+    if document is None or actor.role not in ROLES:
+        return False
+    if any(rule(ctx) is not None for rule in ACTOR_RULES):
+        return False
+    return _visibility(ctx, document) is None and bool(_document_qualities(ctx, document))
 
 
 def visibility_filter(
@@ -423,9 +469,9 @@ def visibility_filter(
     """The DocumentReference search filter for this actor on this record; `match_nothing`
     when a search is not permitted at all (the caller should have answered 403 already)."""
     ctx = _context(actor, access, Action.SEARCH, patient, consents, now)
-    if any(rule(ctx) is not None for rule in ACTOR_RULES + RECORD_RULES):
-        return VisibilityFilter(patient.id, match_nothing=True)
-    return _filter_for(ctx)
+    if _decide(ctx, None).permit:
+        return _filter_for(ctx)
+    return VisibilityFilter(patient.id, match_nothing=True)
 
 
 def label_actions(before: Iterable[str], after: Iterable[str]) -> list[Action]:

@@ -3,11 +3,13 @@ holder is, the state of the record, and what a document says of itself."""
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fhir_server.auth.actor import FINESS_SYSTEM, RPPS_SYSTEM
+from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL, extension_value
 from fhir_server.policy.consents import ConsentFacts
 from fhir_server.policy.model import (
     CLASS_SYSTEM,
@@ -16,11 +18,6 @@ from fhir_server.policy.model import (
     PatientFacts,
     RecordStatus,
 )
-
-# Server-set extensions: the instant a document was filed (start of the INVISIBLE_PATIENT
-# embargo; DocumentReference.date is the document's own date), and a record's closure.
-FILED_AT_URL = "https://dmp-fhir.invalid/StructureDefinition/filed-at"
-CLOSED_AT_URL = "https://dmp-fhir.invalid/StructureDefinition/record-closed-at"
 
 
 def _instant(value: Any) -> datetime | None:
@@ -31,13 +28,6 @@ def _instant(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def extension_value(resource: Mapping[str, Any], url: str) -> Any:
-    for ext in resource.get("extension") or []:
-        if isinstance(ext, Mapping) and ext.get("url") == url:
-            return next((v for k, v in ext.items() if k.startswith("value")), None)
-    return None
 
 
 def _identifier_values(refs: Iterable[Any], system: str) -> list[str]:
@@ -53,11 +43,43 @@ def closed_at(patient: Mapping[str, Any]) -> datetime | None:
     return _instant(extension_value(patient, CLOSED_AT_URL))
 
 
+ADULT_AGE = 18
+
+
+def _latest_birth(value: Any) -> date | None:
+    """The last day a (possibly partial: YYYY, YYYY-MM) birthDate can mean."""
+    if not isinstance(value, str):
+        return None
+    parts = value[:10].split("-")
+    try:
+        year = int(parts[0])
+        month = int(parts[1]) if len(parts) > 1 else 12
+        day = int(parts[2]) if len(parts) > 2 else calendar.monthrange(year, month)[1]
+        return date(year, month, day)
+    except (ValueError, IndexError):
+        return None
+
+
+def is_minor(birth_date: Any, now: datetime) -> bool:
+    """Under 18 at `now`. **decision**: a partial birth date counts from its last possible
+    day (fail closed: a holder who may still be a minor is one); no birth date, adult."""
+    born = _latest_birth(birth_date)
+    if born is None:
+        return False
+    today = now.date()
+    year = born.year + ADULT_AGE
+    day = min(born.day, calendar.monthrange(year, born.month)[1])  # 29 February
+    return date(year, born.month, day) > today
+
+
 def patient_facts(
-    patient_id: str, patient: Mapping[str, Any] | None, consents: ConsentFacts
+    patient_id: str,
+    patient: Mapping[str, Any] | None,
+    consents: ConsentFacts,
+    now: datetime | None = None,
 ) -> PatientFacts:
     """A record is absent without its Patient, opposed by the latest record-level Consent
-    deny, closed while it carries a closure instant."""
+    deny, closed while it carries a closure instant; its holder is a minor at `now`."""
     if patient is None:
         return PatientFacts(patient_id, record=RecordStatus.ABSENT)
     treating = _identifier_values(patient.get("generalPractitioner") or [], RPPS_SYSTEM)
@@ -68,7 +90,8 @@ def patient_facts(
     else:
         record = RecordStatus.OPEN
     deceased = bool(patient.get("deceasedBoolean")) or "deceasedDateTime" in patient
-    return PatientFacts(patient_id, treating[0] if treating else None, record, deceased)
+    minor = now is not None and is_minor(patient.get("birthDate"), now)
+    return PatientFacts(patient_id, treating[0] if treating else None, record, deceased, minor)
 
 
 def _codes(concepts: Any, system: str) -> list[str]:

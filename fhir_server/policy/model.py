@@ -42,7 +42,8 @@ class Action(StrEnum):
     READ_PATIENT = "read-patient"  # identity (Patient), not clinical content
     SEARCH_PATIENT = "search-patient"  # identity lookup by INS
     CREATE_RECORD = "create-record"  # create the Patient, i.e. open the record
-    WRITE_PATIENT = "write-patient"  # change identity traits of an existing record
+    WRITE_PATIENT = "write-patient"  # identity traits and contact details of a record
+    DESIGNATE_TREATING = "designate-treating"  # Patient.generalPractitioner
     CLOSE_RECORD = "close-record"
     REOPEN_RECORD = "reopen-record"
 
@@ -89,7 +90,8 @@ class PatientFacts:
     """What the policy needs to know of the record holder.
 
     treating_rpps: RPPS of the treating physician, from `Patient.generalPractitioner`
-    (identifier system urn:oid:1.2.250.1.71.4.2.1).
+    (identifier system urn:oid:1.2.250.1.71.4.2.1); minor: under 18 at the decision's
+    instant (from `Patient.birthDate`, see `facts.patient_facts`).
     """
 
     id: str
@@ -106,7 +108,7 @@ class DocumentFacts:
     labels: TRE_A07 codes of `securityLabel` (other systems' codes such as N are ignored);
     author_rpps: RPPS of the contained author Practitioners;
     class_code: `category` code (TRE_A03 / JDV_J06), type_code: `type` code (JDV_J07);
-    filed_at: filing instant (`DocumentReference.date`, set by the server at filing), the
+    filed_at: filing instant (the server's `filed-at` extension, set at filing), the
     start of the INVISIBLE_PATIENT embargo; must be timezone-aware;
     custodian_finess: FINESS of the filing establishment (`custodian` identifier);
     filed_by_patient: deposited by the patient / legal representative (class 90 space).
@@ -122,31 +124,72 @@ class DocumentFacts:
     filed_by_patient: bool = False
 
 
+class Answer(StrEnum):
+    """What the client is told of a decision. The rule and its reason always go to the
+    AuditEvent; the answer says how much of them the response may carry.
+
+    - granted: 200.
+    - refused: 403 with the reason. Only for refusals that depend on what the actor is
+      and sent (role, access mode, justification, the document being filed) or on a
+      resource the actor may see: they disclose nothing stored.
+    - no-access: 403 with one fixed text, the same for a record that does not exist, for
+      a block, for a missing authorisation, for an emergency opposition: which of them
+      applies is stored data the actor may not have.
+    - hidden: 404, word for word the answer to an unknown id.
+    - no-record: 404 "no DMP" to a writer (a filer may look the record up by INS anyway).
+    """
+
+    GRANTED = "granted"
+    REFUSED = "refused"
+    NO_ACCESS = "no-access"
+    HIDDEN = "hidden"
+    NO_RECORD = "no-record"
+
+
+STATUS_OF_ANSWER = {
+    Answer.GRANTED: 200,
+    Answer.REFUSED: 403,
+    Answer.NO_ACCESS: 403,
+    Answer.HIDDEN: 404,
+    Answer.NO_RECORD: 404,
+}
+
+
 @dataclass(frozen=True)
 class Decision:
-    """permit, the rule that decided (stable id, goes to AuditEvent.outcomeDesc), a French
-    or English reason for the OperationOutcome, the HTTP status to answer (200 / 403 /
-    404), and `hidden`: the document exists but is not disclosed (404, excluded from
-    search), as opposed to a refusal the actor must see (403)."""
+    """permit, the rule that decided (stable id, goes to AuditEvent.outcomeDesc), a reason
+    for the audit (and for the client when the answer is `refused`), and the answer."""
 
     permit: bool
     rule: str
     reason: str
-    status: int = 200
-    hidden: bool = False
+    answer: Answer = Answer.GRANTED
+
+    @property
+    def status(self) -> int:
+        return STATUS_OF_ANSWER[self.answer]
+
+    @property
+    def hidden(self) -> bool:
+        """The resource exists but is not disclosed: the same answer as an unknown id."""
+        return self.answer is Answer.HIDDEN
 
     @classmethod
     def allow(cls, rule: str, reason: str) -> Decision:
-        return cls(True, rule, reason, 200, False)
+        return cls(True, rule, reason, Answer.GRANTED)
 
     @classmethod
     def deny(cls, rule: str, reason: str) -> Decision:
-        return cls(False, rule, reason, 403, False)
+        return cls(False, rule, reason, Answer.REFUSED)
+
+    @classmethod
+    def no_access(cls, rule: str, reason: str) -> Decision:
+        return cls(False, rule, reason, Answer.NO_ACCESS)
 
     @classmethod
     def hide(cls, rule: str, reason: str) -> Decision:
-        return cls(False, rule, reason, 404, True)
+        return cls(False, rule, reason, Answer.HIDDEN)
 
     @classmethod
     def not_found(cls, rule: str, reason: str) -> Decision:
-        return cls(False, rule, reason, 404, False)
+        return cls(False, rule, reason, Answer.NO_RECORD)

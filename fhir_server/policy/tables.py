@@ -16,6 +16,7 @@ An actor's *qualities* towards one record are computed once per request (`decide
 | EMERGENCY | `practitioner` in `bris_de_glace` (with justification), `samu-regulator` in `centre_15`, patient has not opted out | L.1111-17 |
 | PROFESSIONAL | role `practitioner` or `samu-regulator` (holds an RPPS) | feeding is not gated by authorisation (L.1111-15) |
 | ESTABLISHMENT | role `admin-staff` or `system` | Actors table |
+| CARE_ESTABLISHMENT | `admin-staff`/`system` of an establishment named (FINESS) by an active permit Consent | R.1111-46 (care team); **decision**: what links an establishment to a record it may keep identity for |
 | ASSURANCE_MALADIE / AUDITOR | those roles | Actors table, Traceability |
 | AUTHOR | professional whose RPPS is among the document's authors | per document |
 | SAME_ORGANIZATION | `admin-staff`/`system` of the document's custodian establishment | per document, **decision** |
@@ -55,6 +56,7 @@ class Quality(StrEnum):
     SAME_ORGANIZATION = "same-organization"
     PROFESSIONAL = "health-professional"
     ESTABLISHMENT = "establishment"
+    CARE_ESTABLISHMENT = "care-team-establishment"
     ASSURANCE_MALADIE = "assurance-maladie"
     AUDITOR = "auditor"
 
@@ -72,6 +74,21 @@ DOCUMENT_QUALITY_ROLES: Mapping[Quality, frozenset[str]] = {
     Q.SAME_ORGANIZATION: ESTABLISHMENT_ROLES,
     Q.OWN_DEPOSIT: PATIENT_BOUND_ROLES,
 }
+# Every quality a role can ever hold, on some record or document. An action none of them
+# grants is refused from the request alone, before anything stored is looked at, so the
+# answer is the same whatever exists.
+_PRO = frozenset({Q.TREATING, Q.AUTHORISED, Q.EMERGENCY, Q.PROFESSIONAL, Q.AUTHOR})
+_ESTABLISHMENT = frozenset({Q.ESTABLISHMENT, Q.SAME_ORGANIZATION, Q.CARE_ESTABLISHMENT})
+ROLE_QUALITIES: Mapping[str, frozenset[Quality]] = {
+    "patient": frozenset({Q.HOLDER, Q.OWN_DEPOSIT}),
+    "legal-representative": frozenset({Q.LEGAL_REP, Q.OWN_DEPOSIT}),
+    "practitioner": _PRO,
+    "samu-regulator": _PRO,
+    "admin-staff": _ESTABLISHMENT,
+    "system": _ESTABLISHMENT,
+    "assurance-maladie": frozenset({Q.ASSURANCE_MALADIE}),
+    "auditor": frozenset({Q.AUDITOR}),
+}
 
 # Who may do what. | action | qualities | source |
 # | read, search | HOLDER LEGAL_REP TREATING AUTHORISED EMERGENCY | Actors, Emergency |
@@ -87,7 +104,8 @@ DOCUMENT_QUALITY_ROLES: Mapping[Quality, frozenset[str]] = {
 # | read-consent, write-consent | HOLDER LEGAL_REP TREATING | Consent; treating physician "on the patient's request"; **decision**: a professional cannot record their own authorisation |
 # | read-patient, search-patient | HOLDER LEGAL_REP PROFESSIONAL ESTABLISHMENT ASSURANCE_MALADIE | identity lookup (TD0.2); **decision**: Assurance Maladie too, it must find the record it feeds |
 # | create-record | HOLDER LEGAL_REP PROFESSIONAL ESTABLISHMENT ASSURANCE_MALADIE | Consent rule 1: since Mon espace santé a record is created unless opposed; establishments and Assurance Maladie open it (TD1.1) |
-# | write-patient | HOLDER LEGAL_REP TREATING ESTABLISHMENT | **decision**: identity traits are kept by the holder and the establishments' identity services (INS qualification); other professionals file, they do not edit identity |
+# | write-patient (identity, contact) | HOLDER LEGAL_REP TREATING CARE_ESTABLISHMENT | **decision**: the holder and the establishments the patient authorised (their identity services qualify the INS); an unrelated establishment writes nothing of a record; other professionals file, they do not edit identity |
+# | designate-treating (generalPractitioner) | HOLDER LEGAL_REP ASSURANCE_MALADIE | the médecin traitant is the insured person's choice, declared to their Assurance Maladie fund (CSS L.162-5-3), which therefore may record it too; no professional designates themselves |
 # | close-record | HOLDER LEGAL_REP TREATING | Closing: "the holder (or a professional at the holder's request)" |
 # | reopen-record | HOLDER LEGAL_REP | Closing: closed = read-only for everyone but the holder |
 _READERS = READ_STANDINGS
@@ -119,7 +137,8 @@ CAPABILITIES: Mapping[Action, frozenset[Quality]] = {
     Action.CREATE_RECORD: frozenset(
         {Q.HOLDER, Q.LEGAL_REP, Q.PROFESSIONAL, Q.ESTABLISHMENT, Q.ASSURANCE_MALADIE}
     ),
-    Action.WRITE_PATIENT: frozenset({Q.HOLDER, Q.LEGAL_REP, Q.TREATING, Q.ESTABLISHMENT}),
+    Action.WRITE_PATIENT: frozenset({Q.HOLDER, Q.LEGAL_REP, Q.TREATING, Q.CARE_ESTABLISHMENT}),
+    Action.DESIGNATE_TREATING: frozenset({Q.HOLDER, Q.LEGAL_REP, Q.ASSURANCE_MALADIE}),
     Action.CLOSE_RECORD: _LABEL_KEEPERS,
     Action.REOPEN_RECORD: frozenset({Q.HOLDER, Q.LEGAL_REP}),
 }
@@ -187,3 +206,61 @@ LABELS_AT_FILING: Mapping[str, frozenset[str]] = {
     INVISIBLE_PATIENT: PROFESSIONAL_ROLES | ESTABLISHMENT_ROLES,
     INVISIBLE_REPRESENTANTS_LEGAUX: PROFESSIONAL_ROLES | ESTABLISHMENT_ROLES,
 }
+
+# Roles that put content into a record (dmp-rules.md, "may write").
+FILING_ROLES: frozenset[str] = frozenset(FILING_SCOPES)
+
+# Which policy action each FHIR interaction on each type amounts to. A type's reads are
+# all governed by one action (`READ_ACTION`); writes by the element tables of `elements.py`
+# on top of the row here.
+_READS = ("read", "vread", "history-instance")
+READ_ACTION: Mapping[str, Action] = {
+    "DocumentReference": Action.READ,
+    "Binary": Action.READ,  # the content follows its document
+    "Patient": Action.READ_PATIENT,
+    "Consent": Action.READ_CONSENT,
+    "AuditEvent": Action.READ_AUDIT,
+    "Communication": Action.READ_AUDIT,  # the patient's notices are part of the trail
+    "List": Action.SEARCH,  # a submission set lists the record's documents
+}
+SEARCH_ACTION: Mapping[str, Action] = {
+    **READ_ACTION,
+    "DocumentReference": Action.SEARCH,
+    "Patient": Action.SEARCH_PATIENT,
+}
+WRITE_ACTION: Mapping[tuple[str, str], Action] = {
+    ("DocumentReference", "create"): Action.FILE,
+    ("DocumentReference", "update"): Action.PATCH_METADATA,
+    ("DocumentReference", "patch"): Action.PATCH_METADATA,
+    ("DocumentReference", "delete"): Action.DELETE,
+    ("Binary", "create"): Action.FILE,
+    ("Binary", "update"): Action.FILE,
+    ("List", "create"): Action.FILE,
+    ("List", "update"): Action.FILE,
+    ("Patient", "create"): Action.CREATE_RECORD,
+    ("Patient", "update"): Action.WRITE_PATIENT,
+    ("Consent", "create"): Action.WRITE_CONSENT,
+    ("Consent", "update"): Action.WRITE_CONSENT,
+}
+
+
+def interaction_action(rtype: str, interaction: str) -> Action | None:
+    """The action an interaction amounts to before its elements are looked at."""
+    if interaction in _READS:
+        return READ_ACTION.get(rtype)
+    if interaction == "search-type":
+        return SEARCH_ACTION.get(rtype)
+    return WRITE_ACTION.get((rtype, interaction))
+
+
+# Refiling (the same uniqueId sent again). The answer discloses the filed document, so it
+# needs a proof that the sender holds it already: the same bytes, whose SHA-1 the server
+# computes itself (a hash a client merely claims proves nothing).
+# | what was sent | answer |
+# | the same bytes | the filed DocumentReference (200, audited `refiling`) to a filing role, even without read rights (a laboratory's retry after a lost answer must succeed), or to whoever may read it |
+# | other bytes | 409 "already filed", naming nothing: a uniqueId identifies one content (XDS) |
+# | no bytes (a DocumentReference alone) | the filed one to whoever may read it, else the 409 |
+def refiling_disclosed(role: str, same_bytes: bool | None, may_read: bool) -> bool:
+    if same_bytes is None:
+        return may_read
+    return same_bytes and (may_read or role in FILING_ROLES)

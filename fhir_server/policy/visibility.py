@@ -21,19 +21,23 @@ Fields of the document it reads, and where they live in a DocumentReference:
   value "<VISIBILITY_SYSTEM>|<code>");
 - author RPPS: `contained` Practitioner `identifier[system=urn:oid:1.2.250.1.71.4.2.1]`
   referenced from `author` (store it as its own indexed list);
-- filing date: `DocumentReference.date` (set by the server at filing; UTC instant).
+- filing instant: the server's `filed-at` extension (index date `filed`), the one the
+  policy reads (`facts.filed_at`): never the document's own `date`.
 
 A store compiles it, e.g. for Mongo (field names illustrative):
 
     {"patient": f.patient, "class": {"$in": [...]},            # if allowed_classes
      "$nor": [{"labels": r.code,
                "authors": {"$ne": r.unless_author_rpps},        # if set
-               "$or": [{"date": {"$gt": cutoff}}, {"date": None}]}  # if only_if_filed_after
+               "$or": [{"filed": {"$gt": cutoff}}, {"filed": None}]}  # if only_if_filed_after
               for r in f.exclude]}
 
 or SQL: `AND NOT (has_label(:code) AND NOT has_author(:rpps) AND (date > :cutoff OR date IS
 NULL))` per rule. `admits(document)` is the reference semantics: test the compiled query
 against it. `decide()` uses the same filter for reads, so a read and a search never disagree.
+
+`inverted()` is the same filter turned round: the record's documents this actor may NOT
+see (the audit trail shown to the patient leaves out the events that name them).
 """
 
 from __future__ import annotations
@@ -110,6 +114,17 @@ class VisibilityFilter:
     match_nothing: bool = False
     allowed_classes: frozenset[str] | None = None
     exclude: tuple[LabelRule, ...] = ()
+    # the record's documents that the filter above does NOT admit
+    invert: bool = False
+
+    def inverted(self) -> VisibilityFilter:
+        return VisibilityFilter(
+            self.patient, self.match_nothing, self.allowed_classes, self.exclude, invert=True
+        )
+
+    @property
+    def hides_nothing(self) -> bool:
+        return not self.match_nothing and self.allowed_classes is None and not self.exclude
 
     def hiding_rule(self, doc: DocumentFacts) -> str | None:
         """The rule id that hides `doc` from this actor, or None when it is visible."""
@@ -120,4 +135,4 @@ class VisibilityFilter:
         return next((HIDDEN_RULES[r.code] for r in self.exclude if r.hides(doc)), None)
 
     def admits(self, doc: DocumentFacts) -> bool:
-        return self.hiding_rule(doc) is None
+        return (self.hiding_rule(doc) is None) != self.invert

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fhir_server.fhir.metadata_rules import IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import FILED_AT_URL, IS_ARCHIVED_URL
 
 ParamType = Literal["token", "reference", "date", "string", "uri"]
 
@@ -114,6 +114,14 @@ _DOCUMENT_REFERENCE = [
     ),
     _p("period-start", "date", "context.period.start", "Start of the service documented"),
     _p("period-end", "date", "context.period.end", "End of the service documented"),
+    # the filing instant: the start of the INVISIBLE_PATIENT embargo, which the store's
+    # visibility filter compiles on (`search.visibility.FILED_PARAM`)
+    _p(
+        "filed",
+        "date",
+        f"ext({FILED_AT_URL}).valueInstant",
+        "When the document was filed on this server (server-set)",
+    ),
 ]
 
 _PATIENT = [
@@ -204,6 +212,13 @@ _LIST = [
 
 _COMMUNICATION = [
     _p("patient", "reference", "subject", "Focus of the message", **_PATIENT_REF),
+    _p(
+        "about",
+        "reference",
+        "about",
+        "What the message is about (the document, the professional, the AuditEvent)",
+        targets=("DocumentReference", "AuditEvent", "Practitioner"),
+    ),
     _p("date", "date", "sent", "When sent", sortable=True),
     _p("category", "token", "category", "Message category"),
 ]

@@ -5,12 +5,13 @@ LabelRule) hands search a filter with these documented fields, read by name so `
 and `storage` do not import `policy`:
 
     match_nothing: bool; patient: str; allowed_classes: frozenset[str] | None;
-    exclude: [rule(code, system, unless_author_rpps, only_if_filed_after: datetime|None)]
+    exclude: [rule(code, system, unless_author_rpps, only_if_filed_after: datetime|None)];
+    invert: bool (select the patient's documents the rest does NOT admit)
 
 A document is hidden by a rule when it carries the label <system>|<code>, no author of
-it has that RPPS, and (if set) it was filed (DocumentReference.date) after the cutoff or
-has no date. `sqlite_search.visibility_sql` and `mongo_search.visibility_mongo` compile it;
-the guard re-checks every result with `admits`, as defence in depth.
+it has that RPPS, and (if set) it was filed (index date `filed`: the server's filing
+instant, never the document's own `date`) after the cutoff or has no filing instant. `sqlite_search.visibility_sql` and `mongo_search.visibility_mongo` compile it;
+the Gate re-checks every result (`access.searches.visible`), as defence in depth.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from fhir_server.search import tokens
 from fhir_server.search.dates import render
 
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+# the date index parameter holding the filing instant (see `search.params`)
+FILED_PARAM = "filed"
 
 
 def visibility_terms(rule: Any) -> tuple[str, str | None, str | None]:

@@ -43,7 +43,7 @@ from fhir_server.search.plan import (
     TermSuffix,
     encode_cursor,
 )
-from fhir_server.search.visibility import visibility_terms
+from fhir_server.search.visibility import FILED_PARAM, visibility_terms
 from fhir_server.storage.port import Stored
 
 Filter = dict[str, Any]
@@ -64,9 +64,10 @@ def prefix_upper(prefix: str) -> str:
 def _filter_mongo(f: Any) -> Filter:
     if f.match_nothing:
         return {"_id": {"$in": []}}
-    parts: list[Filter] = []
+    scope: list[Filter] = []
     if getattr(f, "patient", None):
-        parts.append({"patient": f.patient})
+        scope.append({"patient": f.patient})
+    parts: list[Filter] = []
     if f.allowed_classes is not None:
         # a class code in any system
         classes = [
@@ -79,9 +80,15 @@ def _filter_mongo(f: Any) -> Filter:
         if author:
             hides.append({"tok": {"$ne": author}})
         if cutoff:
-            hides.append({"date": {"$not": {"$elemMatch": {"p": "date", "lo": {"$lte": cutoff}}}}})
+            filed = {"p": FILED_PARAM, "lo": {"$lte": cutoff}}
+            hides.append({"date": {"$not": {"$elemMatch": filed}}})
         parts.append({"$nor": [{"$and": hides}]})
-    return {"$and": parts} if parts else {}
+    if getattr(f, "invert", False):
+        # nothing to turn round (every document admitted) selects nothing
+        scope.append({"$nor": [{"$and": parts}]} if parts else {"_id": {"$in": []}})
+        parts = []
+    everything = scope + parts
+    return {"$and": everything} if everything else {}
 
 
 def visibility_mongo(visibility: Any, rtype: str = "DocumentReference") -> Filter | None:

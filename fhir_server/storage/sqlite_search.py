@@ -38,7 +38,7 @@ from fhir_server.search.plan import (
     TermSuffix,
     encode_cursor,
 )
-from fhir_server.search.visibility import visibility_terms
+from fhir_server.search.visibility import FILED_PARAM, visibility_terms
 from fhir_server.storage.port import Stored
 
 # _total=estimate counts up to this many matches, then gives up (no total)
@@ -57,21 +57,23 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
     if f.match_nothing:
         return "0", []
     tok, dat = f'"{rtype}_token"', f'"{rtype}_date"'
-    parts: list[str] = []
+    scope: list[str] = []
     args: list[Any] = []
     if getattr(f, "patient", None):
-        parts.append("r.patient = ?")
+        scope.append("r.patient = ?")
         args.append(f.patient)
+    parts: list[str] = []
     if f.allowed_classes is not None:
         classes = sorted(f.allowed_classes)
         if not classes:
-            return "0", []
-        # a class code in any system
-        ranges = " OR ".join(["term >= ? AND term < ?"] * len(classes))
-        parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND ({ranges}))")
-        for c in classes:
-            prefix = tokens.code_prefix("category", c)
-            args += [prefix, prefix_upper(prefix)]
+            parts.append("0")
+        else:
+            # a class code in any system
+            ranges = " OR ".join(["term >= ? AND term < ?"] * len(classes))
+            parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND ({ranges}))")
+            for c in classes:
+                prefix = tokens.code_prefix("category", c)
+                args += [prefix, prefix_upper(prefix)]
     for rule in f.exclude:
         label, author, cutoff = visibility_terms(rule)
         hides = [f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term = ?)"]
@@ -81,12 +83,14 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
             args.append(author)
         if cutoff:
             hides.append(
-                f"NOT EXISTS (SELECT 1 FROM {dat} WHERE rid = r.rid AND param = 'date' "
-                "AND +low <= ?)"
+                f"NOT EXISTS (SELECT 1 FROM {dat} WHERE rid = r.rid AND param = ? AND +low <= ?)"
             )
-            args.append(cutoff)
+            args += [FILED_PARAM, cutoff]
         parts.append(f"NOT ({' AND '.join(hides)})")
-    return " AND ".join(parts), args
+    admitted = " AND ".join(parts) or "1"
+    if getattr(f, "invert", False):
+        admitted = f"NOT ({admitted})"
+    return " AND ".join([*scope, admitted]), args
 
 
 def visibility_sql(visibility: Any, rtype: str = "DocumentReference") -> tuple[str, list[Any]]:

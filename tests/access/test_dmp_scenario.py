@@ -97,8 +97,9 @@ def _consent(pid: str, kind: str, rpps: str | None = None, purpose: str | None =
 
 @pytest.fixture
 def record(dmp, token):
-    staff = token("admin-staff", organization=HOSPITAL)
-    r = dmp.post("/fhir/Patient", json=_patient(), headers=staff)
+    # the Assurance Maladie opens the record with the declared treating physician
+    insurer = token("assurance-maladie")
+    r = dmp.post("/fhir/Patient", json=_patient(), headers=insurer)
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
     author = token("practitioner", rpps=AUTHOR, organization=HOSPITAL)
@@ -143,8 +144,9 @@ def test_the_newcomer_walkthrough(dmp, token, record, tmp_path):
     insurer = token("insurer")
     cnam = token("assurance-maladie", organization="999999999")
 
-    # the stranger is refused until the patient authorises them
-    assert dmp.get(f"/fhir/DocumentReference/{plain}", headers=stranger).status_code == 403
+    # the stranger is refused until the patient authorises them: a search of the record
+    # answers 403, a document by id answers as if it did not exist
+    assert dmp.get(f"/fhir/DocumentReference/{plain}", headers=stranger).status_code == 404
     search = f"/fhir/DocumentReference?patient={pid}&status=current"
     assert dmp.get(search, headers=stranger).status_code == 403
     for rpps in (STRANGER, AUTHOR):
@@ -205,7 +207,7 @@ def test_the_newcomer_walkthrough(dmp, token, record, tmp_path):
     assert dmp.get(f"/fhir/AuditEvent?patient={pid}", headers=stranger).status_code == 403
 
     # the chain holds
-    from fhir_server.interactions.verify_audit import verify_audit
+    from fhir_server.operations.verify_audit import verify_audit
 
     app_store = dmp.app.state.ctx.store
     report = dmp.portal.call(verify_audit, app_store)

@@ -13,8 +13,8 @@ TRE_A07 = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/
 
 @pytest.fixture
 def rec(dmp, token):
-    staff = token("admin-staff", organization=HOSPITAL)
-    pid = dmp.post("/fhir/Patient", json=_patient(), headers=staff).json()["id"]
+    insurer = token("assurance-maladie")
+    pid = dmp.post("/fhir/Patient", json=_patient(), headers=insurer).json()["id"]
     author = token("practitioner", rpps=AUTHOR, organization=HOSPITAL)
     doc = dmp.post("/fhir/DocumentReference", json=_document(pid, "CR"), headers=author).json()[
         "id"
@@ -82,9 +82,18 @@ def test_block_beats_break_glass(dmp, token, rec):
         "X-Access-Mode": "bris_de_glace",
         "X-Access-Justification": "coma",
     }
+    # by id: as if the document did not exist; a search of the record: refused, without
+    # saying why (the Consent that blocks is the patient's business)
     r = dmp.get(f"/fhir/DocumentReference/{doc}", headers=glass)
-    assert r.status_code == 403
-    assert "consent-block" in r.json()["issue"][0]["diagnostics"]
+    assert r.status_code == 404
+    absent = dmp.get("/fhir/DocumentReference/no-such-id", headers=glass)
+    assert r.text.replace(doc, "no-such-id") == absent.text
+    s = dmp.get(f"/fhir/DocumentReference?patient={pid}&status=current", headers=glass)
+    assert s.status_code == 403
+    assert "Consent" not in s.text and "block" not in s.text
+    trail = dmp.get(f"/fhir/AuditEvent?patient={pid}&_count=100", headers=patient).json()
+    rules = {e["resource"]["outcomeDesc"].split(":")[0] for e in trail["entry"]}
+    assert "consent-block" in rules
 
 
 def test_emergency_opt_out_and_centre_15(dmp, token, rec):
@@ -101,7 +110,9 @@ def test_emergency_opt_out_and_centre_15(dmp, token, rec):
         ).status_code
         == 201
     )
-    assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=samu).status_code == 403
+    assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=samu).status_code == 404
+    search = f"/fhir/DocumentReference?patient={pid}&status=current"
+    assert dmp.get(search, headers=samu).status_code == 403
 
 
 def test_emergency_access_is_read_only(dmp, token, rec):
@@ -147,14 +158,15 @@ def test_closed_record_is_read_only_and_reopens(dmp, token, rec):
 def test_other_patients_and_forbidden_roles(dmp, token, rec):
     pid, doc = rec
     other = token("patient", patient="someone-else")
-    assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=other).status_code == 403
+    assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=other).status_code == 404
     for role in ("insurer", "employer", "occupational-physician"):
         assert dmp.get(f"/fhir/Patient/{pid}", headers=token(role)).status_code == 403
     staff = token("admin-staff", organization=HOSPITAL)
     assert dmp.get(f"/fhir/Patient/{pid}", headers=staff).status_code == 200
-    assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=staff).status_code == 403
-    system = token("system", organization=HOSPITAL)
-    assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=system).status_code == 403
+    # establishments file but do not read: refused by role, whatever the document
+    for reader in (staff, token("system", organization=HOSPITAL)):
+        assert dmp.get(f"/fhir/DocumentReference/{doc}", headers=reader).status_code == 403
+        assert dmp.get("/fhir/DocumentReference/no-such-id", headers=reader).status_code == 403
 
 
 def test_identity_lookup_needs_the_ins(dmp, token, rec):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_server.fhir.metadata_rules import IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import FILED_AT_URL, IS_ARCHIVED_URL
 from tests.conftest import FHIR_JSON
 
 PATCH = {"content-type": "application/json-patch+json"}
@@ -77,11 +77,20 @@ def test_archive_flag_and_status(client):
     assert r.json()["status"] == "superseded"
     archived = [e for e in r.json()["extension"] if e["url"] == IS_ARCHIVED_URL]
     assert archived == [{"url": IS_ARCHIVED_URL, "valueBoolean": True}]
-    # the filing instant is the server's: a patch cannot drop or change it
+    # the filing instant is the server's: a patch that drops it leaves it, one that changes
+    # it is refused
+    filed = [e for e in r.json()["extension"] if e["url"] == FILED_AT_URL]
+    assert len(filed) == 1
     wipe = [{"op": "replace", "path": "/extension", "value": []}]
-    assert (
-        client.patch(f"/fhir/DocumentReference/{did}", json=wipe, headers=PATCH).status_code == 405
-    )
+    wiped = client.patch(f"/fhir/DocumentReference/{did}", json=wipe, headers=PATCH)
+    assert wiped.status_code == 200, wiped.text
+    assert wiped.json()["extension"] == filed
+    moved = [
+        {"op": "replace", "path": "/extension/0/valueInstant", "value": "2001-01-01T00:00:00Z"}
+    ]
+    refused = client.patch(f"/fhir/DocumentReference/{did}", json=moved, headers=PATCH)
+    assert refused.status_code == 422, refused.text
+    assert client.get(f"/fhir/DocumentReference/{did}").json()["extension"] == filed
 
 
 def test_other_changes_refused_and_nothing_changes(client):

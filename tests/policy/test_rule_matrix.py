@@ -6,6 +6,10 @@ INVISIBLE_REPRESENTANTS_LEGAUX.
 
     P = permitted (200)   F = refused (403)   H = hidden (404, existence not disclosed)
 
+A refusal that does not depend on the document (the role may never do this, or the access
+mode is read-only) comes before visibility: it is the same answer for a hidden document and
+for one that does not exist, so it discloses nothing and stays F.
+
 For `search`, P/H say whether that document is in the actor's results (decide(search)
 permits and the visibility filter admits it); F = the search itself is refused.
 For `file`, the column is the label the actor puts on the document it files (a patient
@@ -38,26 +42,26 @@ ALL_F = " ".join(["FFFFF"] * len(ACTIONS))
 # fmt: off
 #                          read  search file  mask  unmask delete consent audit
 EXPECTED: dict[tuple[str, str], str] = {
-    ("patient", "normal"):      "PPHPP PPHPP PPFFF PPHPP PPHPP FFHFF PPPPP PPPPP",
+    ("patient", "normal"):      "PPHPP PPHPP PPFFF PPHPP PPHPP FFFFF PPPPP PPPPP",
     ("patient", "btg"):         ALL_F,
     ("patient", "c15"):         ALL_F,
-    ("legal_rep", "normal"):    "PPHPH PPHPH PPFFF PPHPH PPHPH FFHFH PPPPP PPPPP",
+    ("legal_rep", "normal"):    "PPHPH PPHPH PPFFF PPHPH PPHPH FFFFF PPPPP PPPPP",
     ("legal_rep", "btg"):       ALL_F,
     ("legal_rep", "c15"):       ALL_F,
     ("treating", "normal"):     "PPPPP PPPPP PPPPP PPPPP PPPPP FFFFF PPPPP PPPPP",
     ("treating", "btg"):        "PPPPP PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("treating", "c15"):        ALL_F,
     ("authorised", "normal"):   "PHPPP PHPPP PPPPP FHFFF FHFFF FHFFF FFFFF FFFFF",
-    ("authorised", "btg"):      "PHPPP PHPPP FFFFF FHFFF FHFFF FHFFF FFFFF FFFFF",
+    ("authorised", "btg"):      "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("authorised", "c15"):      ALL_F,
     ("unauthorised", "normal"): "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF",
-    ("unauthorised", "btg"):    "PHPPP PHPPP FFFFF FHFFF FHFFF FHFFF FFFFF FFFFF",
+    ("unauthorised", "btg"):    "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("unauthorised", "c15"):    ALL_F,
     ("blocked", "normal"):      ALL_F,
     ("blocked", "btg"):         ALL_F,
     ("blocked", "c15"):         ALL_F,
     ("care_team", "normal"):    "PHPPP PHPPP PPPPP FHFFF FHFFF FHFFF FFFFF FFFFF",
-    ("care_team", "btg"):       "PHPPP PHPPP FFFFF FHFFF FHFFF FHFFF FFFFF FFFFF",
+    ("care_team", "btg"):       "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("care_team", "c15"):       ALL_F,
     ("author", "normal"):       "PPPPP PPPPP PPPPP FFFFF FFFFF PPPPP FFFFF FFFFF",
     ("author", "btg"):          "PPPPP PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
@@ -70,7 +74,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("system", "c15"):          ALL_F,
     ("samu", "normal"):         "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("samu", "btg"):            ALL_F,
-    ("samu", "c15"):            "PHPPP PHPPP FFFFF FHFFF FHFFF FHFFF FFFFF FFFFF",
+    ("samu", "c15"):            "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("cnam", "normal"):         "FFFFF FFFFF PPFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("cnam", "btg"):            ALL_F,
     ("cnam", "c15"):            ALL_F,

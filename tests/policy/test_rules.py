@@ -199,7 +199,7 @@ CLOSED = replace(PATIENT, record=RecordStatus.CLOSED)
         ("patient", Action.FILE, "record-closed"),
         ("treating", Action.MASK, "record-closed"),
         ("treating", Action.WRITE_CONSENT, "record-closed"),
-        ("treating", Action.REOPEN_RECORD, "record-closed"),
+        ("treating", Action.REOPEN_RECORD, "not-allowed"),  # only the holder reopens
         ("patient", Action.MASK, "holder"),
         ("patient", Action.REOPEN_RECORD, "holder"),
         ("legal_rep", Action.WRITE_CONSENT, "legal-representative"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fhir_server.fhir.extensions import FILED_AT_URL
 from fhir_server.interactions.versioning import make_write
 from fhir_server.search.index import extract_terms
 from fhir_server.search.parse import parse
@@ -180,7 +181,11 @@ def both(tmp_path: Path):
         ("d6", {"date": "2024-05-21T00:00:00Z", "type_code": "11502-2", "author_rpps": "8100002"}),
     ]
     for id, kw in specs:
-        resources.append(("DocumentReference", {**document("pA", **kw), "id": id}))
+        # the embargo runs from the filing instant: here, each document's date
+        filed = [{"url": FILED_AT_URL, "valueInstant": kw["date"]}]
+        resources.append(
+            ("DocumentReference", {**document("pA", **kw), "id": id, "extension": filed})
+        )
     docs: dict[str, list[dict[str, Any]]] = {}
     writes = []
     for n, (rtype, res) in enumerate(resources):

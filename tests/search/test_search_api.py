@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from fhir_server.fhir.metadata_rules import IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import IS_ARCHIVED_URL
 from fhir_server.interactions.versioning import make_write, new_id
 from tests.conftest import FHIR_JSON, INS_TEST_SYSTEM, VALID_INS, nir_with_key, patient
 from tests.search.fixtures import CLASS_SYSTEM, LOINC, MASK_SYSTEM, RPPS, document
@@ -281,13 +281,19 @@ def test_string_matching(client, world):
 def test_patient_parameters(client):
     gp = {"identifier": {"system": RPPS, "value": "810000000009"}, "display": "Dr GP"}
     p = post(client, patient(active=True, generalPractitioner=[gp]))
-    post(client, patient(nir=nir_with_key("1850575123456"), gender="male", birthDate="1985-07-01"))
+    other = post(
+        client, patient(nir=nir_with_key("1850575123456"), gender="male", birthDate="1985-07-01")
+    )
     assert ids(
         search(client, "/fhir/Patient", {"identifier": f"{INS_TEST_SYSTEM}|{VALID_INS}"})
     ) == [p]
     assert ids(search(client, "/fhir/Patient", {"identifier": VALID_INS})) == [p]
     assert ids(search(client, "/fhir/Patient?gender=female")) == [p]
+    # a record opens active; closing it makes it inactive
+    assert sorted(ids(search(client, "/fhir/Patient?active=true"))) == sorted([p, other])
+    assert client.post(f"/fhir/Patient/{other}/$close").status_code == 200
     assert ids(search(client, "/fhir/Patient?active=true")) == [p]
+    assert ids(search(client, "/fhir/Patient?active=false")) == [other]
     assert ids(search(client, "/fhir/Patient?birthdate=1979-03")) == [p]
     assert ids(search(client, "/fhir/Patient?birthdate=lt1980")) == [p]
     got = search(

@@ -16,13 +16,13 @@ from fhir_server.api.app import create_app
 from fhir_server.cli import main
 from fhir_server.config import Settings
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
-from fhir_server.interactions.reindex import (
+from fhir_server.interactions.versioning import make_write
+from fhir_server.operations.reindex import (
     index_signature,
     reindex,
     reindex_if_stale,
     signature_key,
 )
-from fhir_server.interactions.versioning import make_write
 from fhir_server.search.plan import parse_query
 from fhir_server.storage.port import Write
 from fhir_server.storage.sqlite import SqliteStore
@@ -156,7 +156,7 @@ def test_the_server_reindexes_a_store_indexed_by_another_version(
 
 
 def test_the_signature_follows_the_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fhir_server.interactions import reindex as module
+    from fhir_server.operations import reindex as module
     from fhir_server.search.params import SEARCH_PARAMS
 
     before = {t: index_signature(t) for t in ("DocumentReference", "AuditEvent")}

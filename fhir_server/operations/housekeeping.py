@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from fhir_server.access.audit import audit_write
+from fhir_server.access.notices import notification_write
+from fhir_server.access.targets import binary_owner
 from fhir_server.audit import notifications as notify
 from fhir_server.fhir.compartment import patient_of
-from fhir_server.interactions import guard
 from fhir_server.interactions.context import Context
 from fhir_server.policy import INVISIBLE_PATIENT, Decision, embargo_cutoff
 from fhir_server.policy.facts import closed_at, document_facts
@@ -55,7 +57,7 @@ async def embargo_notices(ctx: Context, now: datetime) -> int:
         comm = notify.embargo_lapsing(
             patient_id, now, f"DocumentReference/{stored.id}", visible_from
         )
-        write = guard.notification_write(ctx, comm, f"Communication.embargo-lapsing|{stored.id}")
+        write = notification_write(ctx, comm, f"Communication.embargo-lapsing|{stored.id}")
         try:
             await ctx.store.commit([write])
             sent += 1
@@ -70,8 +72,9 @@ async def _belongs(ctx: Context, rtype: str, patient_id: str) -> list[Stored]:
         res = stored.resource or {}
         owner = patient_of(rtype, res)
         if rtype == "Binary":
-            doc = await guard.document_of_binary(ctx, res)
-            owner = patient_of("DocumentReference", doc) if doc else None
+            doc_id = await binary_owner(ctx.store, stored)
+            doc = await ctx.store.read("DocumentReference", doc_id) if doc_id else None
+            owner = patient_of("DocumentReference", doc.resource) if doc else None
         if owner == patient_id:
             found.append(stored)
     return found
@@ -92,7 +95,7 @@ async def destroy_expired(ctx: Context, now: datetime) -> list[str]:
         )
         await ctx.store.commit(
             [
-                guard.audit_write(
+                audit_write(
                     ctx,
                     fact,
                     interaction="delete",

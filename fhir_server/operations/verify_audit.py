@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from fhir_server.access.audit import AUDIT_CHAIN
 from fhir_server.audit.chain import GENESIS, HASH_URL, ChainBreak, verify_chain
-from fhir_server.interactions.guard import AUDIT_CHAIN
 from fhir_server.storage.port import Store
 
 

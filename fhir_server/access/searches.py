@@ -1,0 +1,255 @@
+"""Searches through the Gate: scoped to one record, filtered by the store query itself
+(so totals, counts and cursors see exactly what entries show), checked once more, and
+audited in the record searched; and the lookups of conditional operations, which see
+only what the actor may see.
+
+- A search names its record (`patient`, `subject`, `patient.identifier`); an INS no
+  record holds is searched as a record that does not exist, with the same answer a
+  record refused to the actor gets.
+- DocumentReference: the policy's `VisibilityFilter` is ANDed into the query.
+- AuditEvent and notices (`Communication`), read by the patient, a legal representative
+  or the treating physician: the entries naming a document hidden from that reader are
+  left out by the query (`Not(entity in hidden)`), so the trail never names them.
+- Patient: identity lookup by INS or id only (no browsing the national list); each
+  Patient found is one the actor may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+from fhir_server import errors
+from fhir_server.access.audit import TRUSTED, audit_write
+from fhir_server.access.records import NO_RECORD, Record
+from fhir_server.access.targets import TRAIL_TYPES
+from fhir_server.auth.actor import Role
+from fhir_server.fhir.compartment import local_id, patient_of
+from fhir_server.fhir.uniqueness import unique_keys
+from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_filter
+from fhir_server.policy.facts import document_facts
+from fhir_server.policy.tables import READ_ACTION, SEARCH_ACTION
+from fhir_server.search.plan import Not, SearchPlan, SearchResult, TermIn, parse_query
+from fhir_server.storage.port import Stored
+
+if TYPE_CHECKING:
+    from fhir_server.access.gate import Gate
+
+PATIENT_PARAMS = ("patient", "subject")
+PATIENT_IDENTIFIER_PARAMS = ("patient.identifier", "subject.identifier", "patient:identifier")
+# a conditional operation looks at this many candidates at most (pages of the raw search)
+MATCH_PAGE, MATCH_PAGES = 50, 20
+HIDDEN_DOCUMENTS_MAX = 10_000
+TRAIL_REF_PARAM = {"AuditEvent": "entity", "Communication": "about"}
+
+
+async def search_scope(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]) -> Record | None:
+    """The record a search is scoped to; None when the query names none."""
+    for name, value in params:
+        base = name.split(":", 1)[0]
+        if base in PATIENT_PARAMS and value and "," not in value:
+            pid = local_id(value if "/" in value else f"Patient/{value}")
+            return await gate.record(pid) if pid else NO_RECORD
+        if name in PATIENT_IDENTIFIER_PARAMS and "|" in value:
+            system, _, code = value.partition("|")
+            keys = unique_keys("Patient", {"identifier": [{"system": system, "value": code}]})
+            holder = await gate._store.holder_of(keys[0]) if keys else None
+            return await gate.record(holder[1]) if holder else NO_RECORD
+    return None
+
+
+def hides_documents(gate: Gate, record: Record) -> VisibilityFilter | None:
+    """The filter selecting the record's documents hidden from this trail reader (None:
+    every document is visible to them, or they read no trail)."""
+    actor = gate.ctx.actor
+    if actor is None or actor.role == Role.AUDITOR:
+        return None
+    ctx = gate.ctx
+    seen = visibility_filter(actor, ctx.access, record.facts, record.consents, ctx.clock())
+    return None if seen.hides_nothing else seen.inverted()
+
+
+async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
+    """ "Type/id" of the record's documents (and their content) hidden from this reader."""
+    hidden = hides_documents(gate, record)
+    if hidden is None:
+        return ()
+    plan = SearchPlan("DocumentReference", count=HIDDEN_DOCUMENTS_MAX, visibility=hidden)
+    result = await gate._store.search(plan)
+    refs: list[str] = []
+    for doc in result.entries:
+        refs.append(f"DocumentReference/{doc.id}")
+        for content in (doc.resource or {}).get("content") or []:
+            url = str((content.get("attachment") or {}).get("url") or "")
+            if (bid := local_id(url, "Binary")) is not None:
+                refs.append(f"Binary/{bid}")
+    return tuple(refs)
+
+
+async def _scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPlan:
+    ctx = gate.ctx
+    if plan.rtype == "DocumentReference" and ctx.actor is not None:
+        vis = visibility_filter(ctx.actor, ctx.access, record.facts, record.consents, ctx.clock())
+        return replace(plan, visibility=vis)
+    if plan.rtype in TRAIL_REF_PARAM and (refs := await _hidden_refs(gate, record)):
+        param = TRAIL_REF_PARAM[plan.rtype]
+        omit = Not(TermIn("ref", tuple(f"{param}|{r}" for r in refs)))
+        return replace(plan, where=(*plan.where, omit))
+    return plan
+
+
+def _identity_lookup(rtype: str, params: Sequence[tuple[str, str]]) -> bool:
+    names = {n.split(":")[0] for n, _ in params}
+    return rtype == "Patient" and bool(names & {"identifier", "_id"})
+
+
+async def search(gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]]) -> SearchResult:
+    """A client's search (`search-type`), scoped, filtered and audited."""
+    rtype, ctx = plan.rtype, gate.ctx
+    audit = {
+        "interaction": "search-type",
+        "query": urlencode(list(params)),
+        "transaction": "ITI-67" if rtype == "DocumentReference" else None,
+    }
+    if gate.trusted:
+        result = await gate._store.search(plan)
+        await gate.commit_read(TRUSTED, None, **audit)
+        return result
+    assert ctx.actor is not None
+    action = SEARCH_ACTION.get(rtype)
+    record = await search_scope(gate, rtype, params)
+    pid = record.facts.id or None if record else None
+    if (refusal := gate.request_refusal(action)) is not None:
+        raise await gate.refuse(refusal, patient_id=pid, ref=None, **audit)
+    if action is Action.SEARCH_PATIENT:
+        return await _identity_search(gate, plan, params, audit)
+    if record is None:
+        if ctx.actor.role == Role.AUDITOR and rtype in TRAIL_TYPES:
+            result = await gate._store.search(plan)
+            await gate.commit_read(Decision.allow("auditor", "audit trail"), None, **audit)
+            return result
+        raise errors.bad_request(
+            f"A {rtype} search must name the patient (patient or patient.identifier)"
+        )
+    assert action is not None
+    decision = gate.decide(action, record)
+    if not decision.permit:
+        raise await gate.refuse(decision, patient_id=pid, ref=None, **audit)
+    result = await gate._store.search(await _scoped_plan(gate, plan, record))
+    result.entries = await visible(gate, result.entries)
+    result.included = await visible(gate, result.included)
+    await gate.commit_read(decision, record, **audit)
+    return result
+
+
+async def _identity_search(
+    gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]], audit: dict[str, Any]
+) -> SearchResult:
+    actor = gate.ctx.actor
+    assert actor is not None
+    if not _identity_lookup("Patient", params) and actor.role != Role.AUDITOR:
+        # no browsing of the national patient list: identity lookup is by INS
+        raise errors.bad_request("A Patient search must give the INS (identifier) or _id")
+    result = await gate._store.search(plan)
+    result.entries = await visible(gate, result.entries)
+    result.included = await visible(gate, result.included)
+    found = result.entries[0].id if len(result.entries) == 1 else None
+    record = await gate.record(found) if found else None
+    decision = Decision.allow("identity-lookup", "each Patient found is one the actor may see")
+    await gate.commit_read(decision, record, **audit)
+    return result
+
+
+async def visible(gate: Gate, entries: list[Stored]) -> list[Stored]:
+    """Defence in depth: whatever the store returned, only what this actor may see."""
+    if gate.trusted:
+        return entries
+    kept = []
+    for stored in entries:
+        if await sees_stored(gate, stored):
+            kept.append(stored)
+    return kept
+
+
+async def sees_stored(gate: Gate, stored: Stored) -> bool:
+    """Whether the actor may see a resource a query found (a cheap check: its record and,
+    for a document, its labels; a Binary through `Gate.read`)."""
+    if gate.trusted:
+        return True
+    res = stored.resource or {}
+    rtype = stored.rtype
+    pid = patient_of(rtype, res)
+    if pid is None:
+        return gate.ctx.actor is not None and gate.ctx.actor.role == Role.AUDITOR
+    record = await gate.record(pid)
+    doc = document_facts(res) if rtype == "DocumentReference" else None
+    if (
+        rtype == "Communication"
+        and gate.ctx.actor
+        and gate.ctx.actor.role == Role.LEGAL_REPRESENTATIVE
+    ):
+        labels = {s.get("code") for s in (res.get("meta") or {}).get("security") or []}
+        if "INVISIBLE_REPRESENTANTS_LEGAUX" in labels:
+            return False
+    action = READ_ACTION.get(rtype, Action.READ)
+    return gate.decide(action, record, doc).permit
+
+
+async def find(gate: Gate, rtype: str, query: str, *, purpose: str) -> Stored | None:
+    """The one resource a conditional operation (If-None-Exist, conditional PATCH) names,
+    among those the actor may see: a match they may not see is no match (audited in its
+    record as a probe, in the same commit as the lookup's own audit)."""
+    params = parse_qsl(query, keep_blank_values=True)
+    if not params:
+        raise errors.bad_request(f"{purpose} must carry a search query")
+    actor = gate.ctx.actor
+    auditor = actor is not None and actor.role == Role.AUDITOR
+    if rtype == "Patient" and not _identity_lookup(rtype, params) and not auditor:
+        raise errors.bad_request(f"{purpose}: a Patient is found by its INS (identifier)")
+    plan = parse_query(rtype, params, default_count=MATCH_PAGE, max_count=MATCH_PAGE)
+    seen: list[Stored] = []
+    probes: list[Stored] = []
+    for _ in range(MATCH_PAGES):
+        try:
+            result = await gate._store.search(plan)
+        except ValueError:
+            raise errors.bad_request("Invalid paging cursor", "_cursor") from None
+        for stored in result.entries:
+            (seen if await sees_stored(gate, stored) else probes).append(stored)
+        if len(seen) > 1 or result.next_cursor is None:
+            break
+        plan = parse_query(
+            rtype, [*params, ("_cursor", result.next_cursor)], default_count=MATCH_PAGE
+        )
+    await _audit_lookup(gate, rtype, query, seen, probes)
+    if len(seen) > 1:
+        raise errors.precondition_failed(f"{purpose} {query!r} matches more than one {rtype}")
+    return seen[0] if seen else None
+
+
+async def _audit_lookup(
+    gate: Gate, rtype: str, query: str, seen: list[Stored], probes: list[Stored]
+) -> None:
+    pid = patient_of(rtype, seen[0].resource) if len(seen) == 1 else None
+    decision = TRUSTED if gate.trusted else Decision.allow("conditional", "conditional lookup")
+    writes = [
+        audit_write(
+            gate.ctx, decision, interaction="search-type", status=200, patient_id=pid, query=query
+        )
+    ]
+    hidden = Decision.hide("conditional-match-hidden", "a match the actor may not see")
+    for stored in probes:
+        writes.append(
+            audit_write(
+                gate.ctx,
+                hidden,
+                interaction="search-type",
+                status=404,
+                patient_id=patient_of(stored.rtype, stored.resource),
+                resource=f"{stored.rtype}/{stored.id}",
+                query=query,
+            )
+        )
+    await gate.commit(writes)

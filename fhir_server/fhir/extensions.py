@@ -1,0 +1,30 @@
+"""The extension URLs this server reads or writes, in one place, and how to read one (pure).
+
+Server-set extensions (`filed-at`, `record-closed-at`) and the audit chain's are local to
+this server (`https://dmp-fhir.invalid/...`); `IS_ARCHIVED_URL` is PDSm's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+LOCAL = "https://dmp-fhir.invalid/StructureDefinition"
+# the instant a document was filed (start of the INVISIBLE_PATIENT embargo;
+# DocumentReference.date is the document's own date)
+FILED_AT_URL = f"{LOCAL}/filed-at"
+# a record's closure ($close); its destruction falls due ten years later
+CLOSED_AT_URL = f"{LOCAL}/record-closed-at"
+# the tamper-evident chain of AuditEvents (`audit.chain`)
+CHAIN_PREVIOUS_URL = f"{LOCAL}/audit-chain-previous"
+CHAIN_HASH_URL = f"{LOCAL}/audit-chain-hash"
+# PDSm: a document archived by the patient
+IS_ARCHIVED_URL = "http://esante.gouv.fr/cisis/fhir/StructureDefinition/PDSm_isArchived"
+
+
+def extension_value(resource: Mapping[str, Any], url: str) -> Any:
+    """The value[x] of the first extension with this url, or None."""
+    for ext in resource.get("extension") or []:
+        if isinstance(ext, Mapping) and ext.get("url") == url:
+            return next((v for k, v in ext.items() if k.startswith("value")), None)
+    return None
