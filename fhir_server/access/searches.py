@@ -42,6 +42,9 @@ PATIENT_IDENTIFIER_PARAMS = ("patient.identifier", "subject.identifier", "patien
 # a conditional operation looks at this many candidates at most (pages of the raw search)
 MATCH_PAGE, MATCH_PAGES = 50, 20
 HIDDEN_DOCUMENTS_MAX = 10_000
+IDENTITY_MAX = 50
+# the types searched within one record (their store rows carry the record's id)
+COMPARTMENT_TYPES = ("DocumentReference", "Consent", "List", "AuditEvent", "Communication")
 TRAIL_REF_PARAM = {"AuditEvent": "entity", "Communication": "about"}
 
 
@@ -89,10 +92,15 @@ async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
 
 
 async def _scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPlan:
+    """The query restricted, in the store, to the record the decision was made on (a
+    parameter the store ignores cannot widen it) and to what this actor may see there."""
     ctx = gate.ctx
-    if plan.rtype == "DocumentReference" and ctx.actor is not None:
+    assert ctx.actor is not None
+    pid = record.facts.id
+    if plan.rtype == "DocumentReference":
         vis = visibility_filter(ctx.actor, ctx.access, record.facts, record.consents, ctx.clock())
         return replace(plan, visibility=vis)
+    plan = replace(plan, visibility=VisibilityFilter(pid, match_nothing=not pid))
     if plan.rtype in TRAIL_REF_PARAM and (refs := await _hidden_refs(gate, record)):
         param = TRAIL_REF_PARAM[plan.rtype]
         omit = Not(TermIn("ref", tuple(f"{param}|{r}" for r in refs)))
@@ -125,6 +133,10 @@ async def search(gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]]
         raise await gate.refuse(refusal, patient_id=pid, ref=None, **audit)
     if action is Action.SEARCH_PATIENT:
         return await _identity_search(gate, plan, params, audit)
+    if rtype not in COMPARTMENT_TYPES:
+        raise errors.bad_request(
+            f"A {rtype} is read by id (a Binary as the content of its DocumentReference)"
+        )
     if record is None:
         if ctx.actor.role == Role.AUDITOR and rtype in TRAIL_TYPES:
             result = await gate._store.search(plan)
@@ -152,9 +164,21 @@ async def _identity_search(
     if not _identity_lookup("Patient", params) and actor.role != Role.AUDITOR:
         # no browsing of the national patient list: identity lookup is by INS
         raise errors.bad_request("A Patient search must give the INS (identifier) or _id")
-    result = await gate._store.search(plan)
-    result.entries = await visible(gate, result.entries)
-    result.included = await visible(gate, result.included)
+    # a lookup names a few Patients: all of them are fetched and checked, so that the page,
+    # its total and a count hold only Patients the actor may see (no cursor to page on)
+    wanted = replace(plan, count=IDENTITY_MAX, total="none", cursor=None)
+    if plan.summary == "count":
+        wanted = replace(wanted, summary=None)
+    raw = await gate._store.search(wanted)
+    if raw.next_cursor is not None:
+        raise errors.bad_request(f"An identity lookup names at most {IDENTITY_MAX} Patients")
+    seen = await visible(gate, raw.entries)
+    counted = plan.total != "none" or plan.summary == "count"
+    result = SearchResult(
+        entries=[] if plan.summary == "count" else seen[: plan.count],
+        total=len(seen) if counted else None,
+        included=await visible(gate, raw.included),
+    )
     found = result.entries[0].id if len(result.entries) == 1 else None
     record = await gate.record(found) if found else None
     decision = Decision.allow("identity-lookup", "each Patient found is one the actor may see")
