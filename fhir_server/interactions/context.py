@@ -26,7 +26,7 @@ def utc_now() -> datetime:
 @dataclass
 class Context:
     # the raw store: the Gate's, and the operator tasks' (`fhir_server.operations`);
-    # interactions never touch it (tests/architecture keeps it so)
+    # interactions never touch it (tests/security/test_enforcement_point.py)
     store: Store
     settings: Settings
     clock: Callable[[], datetime] = utc_now

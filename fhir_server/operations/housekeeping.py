@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from fhir_server.access.audit import audit_write
 from fhir_server.access.notices import notification_write
-from fhir_server.access.targets import binary_owner
+from fhir_server.access.targets import binary_owner, last_live
 from fhir_server.audit import notifications as notify
 from fhir_server.fhir.compartment import patient_of
 from fhir_server.interactions.context import Context
@@ -31,10 +31,10 @@ class HousekeepingReport:
     destroyed: list[str] = field(default_factory=list)
 
 
-async def _scan(ctx: Context, rtype: str):
+async def _scan(ctx: Context, rtype: str, *, include_deleted: bool = False):
     after = None
     while True:
-        batch, after = await ctx.store.scan(rtype, after=after)
+        batch, after = await ctx.store.scan(rtype, after=after, include_deleted=include_deleted)
         for stored in batch:
             yield stored
         if after is None:
@@ -67,14 +67,15 @@ async def embargo_notices(ctx: Context, now: datetime) -> int:
 
 
 async def _belongs(ctx: Context, rtype: str, patient_id: str) -> list[Stored]:
+    """Every resource of the record, deleted ones included (their history holds data),
+    each judged by its last live version; a Binary by its document's."""
     found = []
-    async for stored in _scan(ctx, rtype):
-        res = stored.resource or {}
-        owner = patient_of(rtype, res)
+    async for stored in _scan(ctx, rtype, include_deleted=True):
+        owner = patient_of(rtype, await last_live(ctx.store, stored))
         if rtype == "Binary":
             doc_id = await binary_owner(ctx.store, stored)
             doc = await ctx.store.read("DocumentReference", doc_id) if doc_id else None
-            owner = patient_of("DocumentReference", doc.resource) if doc else None
+            owner = patient_of("DocumentReference", await last_live(ctx.store, doc))
         if owner == patient_id:
             found.append(stored)
     return found

@@ -605,10 +605,15 @@ class MongoStore:
         return (head["position"], head["hash"]) if head else None
 
     async def scan(
-        self, rtype: str, *, after: str | None = None, count: int = 500
+        self,
+        rtype: str,
+        *,
+        after: str | None = None,
+        count: int = 500,
+        include_deleted: bool = False,
     ) -> tuple[list[Stored], str | None]:
         await self._ensure_ready()
-        filt: Doc = {"deleted": False}
+        filt: Doc = {} if include_deleted else {"deleted": False}
         if after is not None:
             filt["_id"] = {"$gt": after}
         with unavailable_as_503():

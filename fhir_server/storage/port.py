@@ -180,9 +180,15 @@ class Store(Protocol):
         ...
 
     async def scan(
-        self, rtype: str, *, after: str | None = None, count: int = 500
+        self,
+        rtype: str,
+        *,
+        after: str | None = None,
+        count: int = 500,
+        include_deleted: bool = False,
     ) -> tuple[list[Stored], str | None]:
-        """Every live resource of a type, in batches (operator tasks: housekeeping)."""
+        """Every live resource of a type (and the deleted ones too, if asked: a record's
+        destruction leaves none behind), in batches (operator tasks)."""
         ...
 
     async def reindex(self, rtype: str, entries: Sequence[tuple[str, int, IndexTerms]]) -> int:

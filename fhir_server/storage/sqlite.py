@@ -563,15 +563,24 @@ class SqliteStore:
         return await self._run_read(q)
 
     async def scan(
-        self, rtype: str, *, after: str | None = None, count: int = 500
+        self,
+        rtype: str,
+        *,
+        after: str | None = None,
+        count: int = 500,
+        include_deleted: bool = False,
     ) -> tuple[list[Stored], str | None]:
+        live = "" if include_deleted else "deleted = 0 AND "
+
         def q(conn: sqlite3.Connection) -> tuple[list[Stored], str | None]:
             rows = conn.execute(
-                f'SELECT rid, id, version, last_updated, content FROM "{rtype}" '
-                "WHERE deleted = 0 AND rid > ? ORDER BY rid LIMIT ?",
+                f'SELECT rid, id, version, last_updated, content, deleted FROM "{rtype}" '
+                f"WHERE {live}rid > ? ORDER BY rid LIMIT ?",
                 (int(after or 0), count),
             ).fetchall()
-            entries = [Stored(rtype, r[1], r[2], r[3], False, r[4]) for r in rows]
+            entries = [
+                Stored(rtype, r[1], r[2], r[3], bool(r[5]), None if r[5] else r[4]) for r in rows
+            ]
             hydrate(conn, entries, self._segments)
             return entries, (str(rows[-1][0]) if len(rows) == count else None)
 
