@@ -45,8 +45,6 @@ from tests.security.world import (
 
 pytestmark = pytest.mark.store_kinds("sqlite", "mongo")
 
-MASK_SYSTEM = "urn:oid:1.2.250.1.213.1.1.4.13"
-
 
 def _actors(world: World) -> dict[str, tuple[Actor, AccessContext]]:
     normal = AccessContext()
@@ -105,7 +103,7 @@ def _document_mutations(world: World) -> list[Any]:
         status("superseded"),
         status("entered-in-error"),
         status("current"),
-        add_label(MASQUE_PS, MASK_SYSTEM),
+        add_label(MASQUE_PS, VISIBILITY_SYSTEM),
         add_label("INVISIBLE_PATIENT", VISIBILITY_SYSTEM),
         add_label("INVISIBLE_REPRESENTANTS_LEGAUX", VISIBILITY_SYSTEM),
         drop_labels,
