@@ -9,7 +9,6 @@ also when two filings race: the database's unique keys decide, never a read-then
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -23,13 +22,13 @@ from fhir_server.interactions import replacement
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.versioning import make_write, new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
 CDA_MEDIA_TYPES = mhd.CDA_MEDIA_TYPES
-# a race can cost a retry (patient created meanwhile, replaced document changed meanwhile,
-# the same document being written by another filing)
-ATTEMPTS = 5
+# a race costs a retry (patient created meanwhile, replaced document changed meanwhile, the
+# same document being written by another filing)
 RETRY_PAUSE_S = 0.01
 
 
@@ -136,13 +135,11 @@ def same_bytes(stored: Stored, mapping: CdaMapping) -> bool:
 async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> WriteOutcome:
     """File a CDA: 201 with the new DocumentReference, or 200 with the one already filed."""
     mapping = map_for_import(ctx, data, labels)
-    for attempt in range(ATTEMPTS):
+
+    async def attempt(last: bool) -> WriteOutcome:
         prepared = await prepare_import(ctx, mapping, data)
         if prepared.existing is not None:
-            answer = await filing.refiled(
-                ctx.gate, prepared.existing, same_bytes(prepared.existing, mapping)
-            )
-            return WriteOutcome(200, answer, "Already filed")
+            return await _already_filed(ctx, prepared.existing, mapping)
         try:
             stored = await ctx.gate.commit(prepared.writes)
         except UniqueViolation as exc:
@@ -151,19 +148,27 @@ async def import_cda(ctx: Context, data: bytes, labels: Sequence[str] = ()) -> W
                 if found is None:
                     # its writes are not all visible yet (MongoDB without transactions
                     # reserves keys first): look again in a moment
-                    await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
-                    continue
-                answer = await filing.refiled(ctx.gate, found, same_bytes(found, mapping))
-                return WriteOutcome(200, answer, "Already filed")
+                    raise Again() from None
+                return await _already_filed(ctx, found, mapping)
             if exc.key.startswith(PATIENT_KEY):  # a concurrent filing created the Patient
                 ctx.cache.forget_records()
-                continue
+                raise Again() from None
             raise duplicate_error(exc) from None
         except VersionConflict:  # the replaced document changed meanwhile: look again
-            continue
+            raise Again() from None
         assert prepared.document is not None
         return WriteOutcome(201, _stored(stored, prepared.document))
-    raise errors.conflict("The document is being filed concurrently; retry")
+
+    return await retry(
+        attempt,
+        lambda: errors.conflict("The document is being filed concurrently; retry"),
+        pause_s=RETRY_PAUSE_S,
+    )
+
+
+async def _already_filed(ctx: Context, found: Stored, mapping: CdaMapping) -> WriteOutcome:
+    answer = await filing.refiled(ctx.gate, found, same_bytes(found, mapping))
+    return WriteOutcome(200, answer, "Already filed")
 
 
 def _stored(stored: list[Stored], write: Write) -> Stored:

@@ -45,6 +45,7 @@ from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.import_cda import open_record
 from fhir_server.interactions.outcome import WriteOutcome
+from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.transaction import Entry
 from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
@@ -426,8 +427,8 @@ async def _run(
 ) -> tuple[list[Entry], dict[int, Stored]]:
     """Prepare and commit; a race lost on a unique key is run again, and then finds the
     winner's resources and answers with them."""
-    for attempt in range(ATTEMPTS):
-        last = attempt == ATTEMPTS - 1
+
+    async def attempt(last: bool) -> tuple[list[Entry], dict[int, Stored]]:
         entries = make_entries()
         writes = await transaction.prepare_transaction(ctx, entries, make_hook())
         try:
@@ -435,10 +436,15 @@ async def _run(
         except UniqueViolation as exc:
             if last or not exc.key.startswith(RACY_KEYS):
                 raise duplicate_error(exc) from None
+            raise Again() from None
         except VersionConflict as exc:
             if last:
                 raise errors.conflict(f"{exc.rtype}/{exc.id} changed meanwhile; retry") from None
-    raise AssertionError("unreachable")
+            raise Again() from None
+
+    return await retry(
+        attempt, lambda: errors.conflict("The Bundle could not be filed; retry"), attempts=ATTEMPTS
+    )
 
 
 async def provide_bundle(ctx: Context, bundle: Json, base: str) -> Json:

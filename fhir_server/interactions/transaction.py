@@ -16,6 +16,7 @@ from fhir_server.errors import FhirError, Issue, operation_outcome
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.interactions import create, delete, read, update
 from fhir_server.interactions.context import Context
+from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
@@ -285,13 +286,15 @@ RACE_RETRIES = 3
 
 
 async def transaction(ctx: Context, entries: list[Entry], base: str) -> dict[str, Any]:
-    for attempt in range(1, RACE_RETRIES + 1):
+    async def attempt(last: bool) -> dict[str, Any]:
         try:
-            return await _run_once(ctx, copy.deepcopy(entries), base, attempt == RACE_RETRIES)
+            return await _run_once(ctx, copy.deepcopy(entries), base, last)
         except ConditionRace:
-            if attempt == RACE_RETRIES:
+            if last:
                 raise
-    raise AssertionError("unreachable")
+            raise Again() from None
+
+    return await retry(attempt, ConditionRace, attempts=RACE_RETRIES)
 
 
 async def _run_once(ctx: Context, entries: list[Entry], base: str, last: bool) -> dict[str, Any]:
