@@ -215,12 +215,15 @@ def _attachment(doc: CdaDocument, binary_id: str) -> Json:
     return attachment
 
 
-def _relates_to(h: CdaHeader) -> list[Json]:
-    codes = {"RPLC": "replaces", "APND": "appends", "XFRM": "transforms"}
+# CDA relatedDocument/@typeCode -> DocumentReference.relatesTo.code (every filing route)
+RELATION_CODES = {"RPLC": "replaces", "APND": "appends", "XFRM": "transforms"}
+
+
+def relates_to(h: CdaHeader) -> list[Json]:
     return [
-        {"code": codes[rel.type_code], "target": {"identifier": master_identifier(ii)}}
+        {"code": RELATION_CODES[rel.type_code], "target": {"identifier": master_identifier(ii)}}
         for rel in h.related_documents
-        if rel.type_code in codes
+        if rel.type_code in RELATION_CODES
         for ii in rel.parent_ids
     ]
 
@@ -274,7 +277,7 @@ def build_document_reference(
     if authenticator is not None:
         out["authenticator"] = authenticator
     out["custodian"] = {"reference": "#custodian"}
-    if relates := _relates_to(h):
+    if relates := relates_to(h):
         out["relatesTo"] = relates
     if h.title:
         out["description"] = h.title

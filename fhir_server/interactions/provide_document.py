@@ -28,6 +28,7 @@ from fhir_server.cda.mapping import (
     confidentiality_label,
     master_identifier,
     read_cda,
+    relates_to,
 )
 from fhir_server.cda.resources import patient as patient_from_cda
 from fhir_server.errors import FhirError
@@ -274,7 +275,7 @@ class ProvideDocument:
         self._tie(e, binaries)
         await self._subject(ctx, doc, cda, by_url)
         if cda is not None and "relatesTo" not in doc:
-            relates = build_relates_to(cda)
+            relates = relates_to(cda.header)
             if relates:
                 doc["relatesTo"] = relates
         parents = await replacement.replaced_documents(ctx, {**doc, "subject": None})
@@ -410,16 +411,6 @@ def _hash(doc: Json) -> str | None:
     attachment = ((doc.get("content") or [{}])[0] or {}).get("attachment") or {}
     value = attachment.get("hash")
     return value if isinstance(value, str) else None
-
-
-def build_relates_to(cda: CdaDocument) -> list[Json]:
-    """relatesTo replaces for the CDA's relatedDocument RPLC."""
-    return [
-        {"code": "replaces", "target": {"identifier": master_identifier(ii)}}
-        for rel in cda.header.related_documents
-        if rel.type_code == "RPLC"
-        for ii in rel.parent_ids
-    ]
 
 
 async def _run(

@@ -371,3 +371,23 @@ def test_retrieve_as_fhir_binary(client):
     binary = r.json()
     assert binary["resourceType"] == "Binary" and binary["contentType"] == "text/xml"
     assert base64.b64decode(binary["data"]) == data
+
+
+@pytest.mark.parametrize(("type_code", "code"), [("APND", "appends"), ("XFRM", "transforms")])
+def test_both_routes_relate_a_document_alike(client, type_code, code):
+    # the same relation, read from the CDA, by $import-cda and by ITI-65
+    parent = (FIXTURES / "ldl-ses-rplc.xml").read_bytes()
+    related = parent.replace(b'typeCode="RPLC"', f'typeCode="{type_code}"'.encode())
+    by_import = related.replace(b'extension="LDL-0002"', b'extension="LDL-0002-A"')
+    by_bundle = related.replace(b'extension="LDL-0002"', b'extension="LDL-0002-B"')
+    assert by_import != related and by_bundle != related
+    imported = file_cda(client, by_import)
+    assert imported.status_code == 201, imported.text
+    bundle = provide_bundle(by_bundle)
+    del bundle["entry"][1]["resource"]["relatesTo"]
+    provided = post(client, bundle)
+    assert provided.status_code == 200, provided.text
+    relations = [imported.json()["relatesTo"], _doc(provided)["relatesTo"]]
+    assert relations[0] == relations[1]
+    assert relations[0][0]["code"] == code
+    assert relations[0][0]["target"]["identifier"]["value"].endswith("LDL-0001")
