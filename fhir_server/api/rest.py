@@ -34,6 +34,7 @@ from fhir_server.interactions import (
     read,
     record,
     search,
+    simplified_publish,
     update,
 )
 from fhir_server.interactions.context import Context
@@ -110,8 +111,8 @@ def _query(request: Request) -> list[tuple[str, str]]:
 async def create_route(request: Request, rtype: str) -> Response:
     resource_type(rtype, "create")
     body = await _resource_body(request, rtype)
-    if rtype == "DocumentReference" and provide_document.has_attachment_data(body):
-        out = await provide_document.simplified_publish(context(request), body)  # ITI-105
+    if rtype == "DocumentReference" and simplified_publish.has_attachment_data(body):
+        out = await simplified_publish.simplified_publish(context(request), body)  # ITI-105
         return write_response(request, out.stored, out.status, base_url(request), out.message)
     out = await create.create(
         context(request), rtype, body, if_none_exist=request.headers.get("if-none-exist")

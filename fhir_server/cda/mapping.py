@@ -21,15 +21,12 @@ from fhir_server.cda.validate import header_issues
 from fhir_server.cda.volet import Volet, detect_volet
 from fhir_server.errors import FhirError, Issue
 from fhir_server.fhir.ins import INS_KINDS, ins_system
+from fhir_server.fhir.mhd import PDSM_DOCREF_PROFILE
 from fhir_server.terminology import valuesets
 from fhir_server.terminology.valuesets import Concept
 
 Json = dict[str, Any]
 
-PDSM_DOCREF_PROFILE = (
-    "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/"
-    "pdsm-comprehensive-document-reference"
-)
 CDA_CONTENT_TYPE = "text/xml"
 
 

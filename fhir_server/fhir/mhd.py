@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 PDSM = "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/"
+PDSM_DOCREF_PROFILE = PDSM + "pdsm-comprehensive-document-reference"
 MHD = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/"
 SUBMISSION_SET_PROFILES = frozenset(
     {

@@ -12,6 +12,8 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.list import List
 from fhir.resources.R4B.patient import Patient
 
+from fhir_server.fhir.mhd import PDSM_DOCREF_PROFILE
+
 ALL_INTERACTIONS = (
     "read",
     "vread",
@@ -48,7 +50,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "DocumentReference",
             DocumentReference,
             (*ALL_INTERACTIONS, "patch"),
-            profile="https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference",
+            profile=PDSM_DOCREF_PROFILE,
         ),
         ResourceType("Consent", Consent, NO_DELETE),
         ResourceType("Binary", Binary, NO_DELETE),

@@ -1,5 +1,5 @@
-"""IHE MHD document publication: ITI-65 Provide Document Bundle and ITI-105 simplified
-publish, on top of the generic transaction (one atomic commit) through its hook.
+"""IHE MHD document publication: ITI-65 Provide Document Bundle (and, through it, ITI-105
+simplified publish: `simplified_publish.py`), on top of the generic transaction (one atomic commit) through its hook.
 
 What MHD adds to a transaction: exactly one SubmissionSet and at least one
 DocumentReference (ITI-65); every attachment.url names a Binary of the Bundle; size and
@@ -14,26 +14,29 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import hashlib
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_server import errors
 from fhir_server.access import filing
 from fhir_server.cda.mapping import (
     CdaDocument,
-    build_document_reference,
-    confidentiality_label,
-    master_identifier,
-    read_cda,
     relates_to,
+)
+from fhir_server.cda.publication import (
+    attachment_hash,
+    cda_of,
+    check_digest,
+    check_master_identifier,
+    check_type,
+    contradiction,
+    derive_metadata,
+    ins_of,
 )
 from fhir_server.cda.resources import patient as patient_from_cda
 from fhir_server.errors import FhirError
 from fhir_server.fhir import mhd
-from fhir_server.fhir.ins import INS_SYSTEMS
 from fhir_server.fhir.uniqueness import (
     DOCUMENT_KEY,
     PATIENT_KEY,
@@ -45,31 +48,20 @@ from fhir_server.interactions import replacement, transaction
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.import_cda import open_record
-from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.transaction import Entry
 from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
-from fhir_server.terminology import valuesets
 
 Json = dict[str, Any]
 # keys a concurrent publication of the same document, patient or submission set can take
 # first: the next attempt finds their holder and answers with it
 RACY_KEYS = (DOCUMENT_KEY, PATIENT_KEY, SUBMISSION_SET_KEY)
 ATTEMPTS = 3
-# ITI-105: elements derived from the CDA only together, since they point at each other
-CONTAINED_GROUP = ("contained", "author", "authenticator", "custodian")
 
 
 def is_provide_bundle(entries: list[Entry]) -> bool:
     return any(mhd.is_submission_set(e.resource) for e in entries)
-
-
-def _contradiction(element: str, given: str, in_cda: str) -> FhirError:
-    return errors.unprocessable(
-        f"DocumentReference.{element} {given!r} contradicts the CDA document, which has {in_cda!r}",
-        f"DocumentReference.{element}",
-    )
 
 
 def _binary_bytes(entry: Entry) -> bytes:
@@ -77,89 +69,6 @@ def _binary_bytes(entry: Entry) -> bytes:
         return base64.b64decode((entry.resource or {}).get("data") or "", validate=True)
     except (binascii.Error, ValueError):
         raise errors.bad_request("Binary.data is not valid base64", "Binary.data") from None
-
-
-def _check_digest(attachment: Json, data: bytes) -> None:
-    """Fill size and SHA-1 hash when absent; refuse them when they do not match the bytes."""
-    actual = {"size": len(data), "hash": base64.b64encode(hashlib.sha1(data).digest()).decode()}
-    for key, value in actual.items():
-        given = attachment.setdefault(key, value)
-        if given != value:
-            raise errors.unprocessable(
-                f"attachment.{key} {given!r} does not match the Binary, whose {key} is {value!r}",
-                f"DocumentReference.content.attachment.{key}",
-            )
-
-
-def _cda_of(binary: Json, data: bytes, max_bytes: int) -> CdaDocument | None:
-    media = str(binary.get("contentType") or "").split(";")[0].strip().lower()
-    if media not in mhd.CDA_MEDIA_TYPES or b"ClinicalDocument" not in data:
-        return None
-    return read_cda(data, max_bytes=max_bytes)
-
-
-def _check_type(doc: Json, cda: CdaDocument) -> None:
-    code = cda.header.code
-    assert code is not None  # read_cda refuses a document without one
-    concept = valuesets.type_concept(code.system or "", code.code)
-    assert concept is not None  # read_cda refuses a type outside J07
-    expected = concept.coding()
-    codings = (doc.get("type") or {}).get("coding") or []
-    if not codings:
-        doc["type"] = {"coding": [expected]}
-        return
-    if not any(
-        c.get("code") == expected["code"]
-        and c.get("system", expected["system"]) == expected["system"]
-        for c in codings
-    ):
-        given = ", ".join(f"{c.get('system', '')}|{c.get('code')}" for c in codings)
-        raise _contradiction("type", given, f"{expected['system']}|{expected['code']}")
-
-
-def _check_master_identifier(doc: Json, cda: CdaDocument) -> None:
-    given = doc.get("masterIdentifier")
-    if not given:
-        assert cda.header.id is not None
-        doc["masterIdentifier"] = master_identifier(cda.header.id)
-    elif mhd.xds_unique_id(given) != cda.unique_id:
-        raise _contradiction("masterIdentifier", mhd.xds_unique_id(given), cda.unique_id)
-
-
-def _derive(doc: Json, cda: CdaDocument) -> None:
-    """ITI-105: metadata the client left out, taken from the CDA header."""
-    record_target = cda.header.record_target
-    assert record_target is not None
-    derived = build_document_reference(
-        cda,
-        labels=confidentiality_label(cda.header),
-        binary_id="placeholder",
-        patient_id=None,
-        source_patient=patient_from_cda(record_target, "source-patient"),
-    )
-    with_contained = not any(k in doc for k in CONTAINED_GROUP)
-    for key, value in derived.items():
-        if key in CONTAINED_GROUP and not with_contained:
-            continue
-        if key not in ("content", "context", "subject"):
-            doc.setdefault(key, value)
-    content = doc["content"][0]
-    content.setdefault("format", derived["content"][0]["format"])
-    for key, value in derived["content"][0]["attachment"].items():
-        if key != "url":
-            content["attachment"].setdefault(key, value)
-    context = doc.setdefault("context", {})
-    for key, value in derived["context"].items():
-        if key != "sourcePatientInfo" or with_contained:
-            context.setdefault(key, value)
-
-
-def _ins_of(resource: Json) -> set[tuple[str, str]]:
-    return {
-        (i["system"], str(i.get("value")))
-        for i in resource.get("identifier") or []
-        if isinstance(i, dict) and i.get("system") in INS_SYSTEMS
-    }
 
 
 def _as_existing(entry: Entry, rtype: str, id: str, resolved: dict[str, str]) -> None:
@@ -256,10 +165,10 @@ class ProvideDocument:
         doc = e.resource or {}
         binaries, cda = self._contents(doc, by_url)
         if cda is not None:
-            _check_type(doc, cda)
-            _check_master_identifier(doc, cda)
+            check_type(doc, cda)
+            check_master_identifier(doc, cda)
             if self.derive:
-                _derive(doc, cda)
+                derive_metadata(doc, cda)
         if not (doc.get("masterIdentifier") or {}).get("value"):
             raise errors.unprocessable(
                 "DocumentReference.masterIdentifier (the document's uniqueId) is required",
@@ -267,8 +176,10 @@ class ProvideDocument:
             )
         found = await filing.filed(ctx.gate, doc["masterIdentifier"])
         if found is not None:
-            # the hash was checked against the Bundle's bytes (`_check_digest`) or derived
-            same = _hash(doc) is not None and _hash(doc) == _hash(found.resource or {})
+            # the hash was checked against the Bundle's bytes (`check_digest`) or derived
+            same = attachment_hash(doc) is not None and attachment_hash(doc) == attachment_hash(
+                found.resource or {}
+            )
             await filing.refiled(ctx.gate, found, same if binaries else None)
             await self._already_filed(ctx, e, binaries, found, resolved)
             return
@@ -299,10 +210,10 @@ class ProvideDocument:
                     f"DocumentReference.content[{i}].attachment.url",
                 )
             data = _binary_bytes(target)
-            _check_digest(attachment, data)
+            check_digest(attachment, data)
             binaries.append(target)
             if cda is None:
-                cda = _cda_of(target.resource or {}, data, self.max_bytes)
+                cda = cda_of(target.resource or {}, data, self.max_bytes)
         return binaries, cda
 
     async def _already_filed(
@@ -345,9 +256,9 @@ class ProvideDocument:
                 raise errors.unprocessable(
                     f"subject {ref} is not known", "DocumentReference.subject"
                 ) from None
-            held = _ins_of(stored.resource or {})
+            held = ins_of(stored.resource or {})
             if ins and held and ins not in held:
-                raise _contradiction("subject", f"{ref} (INS {sorted(held)[0][1]})", ins[1])
+                raise contradiction("subject", f"{ref} (INS {sorted(held)[0][1]})", ins[1])
         elif ref:
             raise errors.unprocessable(
                 f"subject {ref!r} is neither a Patient of the Bundle nor Patient/id",
@@ -362,13 +273,13 @@ class ProvideDocument:
                 f"subject {entry.full_url} is a {entry.rtype}, not a Patient",
                 "DocumentReference.subject",
             )
-        held = _ins_of(entry.resource or {})
+        held = ins_of(entry.resource or {})
         if ins and held and ins not in held:
-            raise _contradiction("subject", f"INS {sorted(held)[0][1]}", ins[1])
+            raise contradiction("subject", f"INS {sorted(held)[0][1]}", ins[1])
 
     async def _known_patient(self, ctx: Context, e: Entry, resolved: dict[str, str]) -> None:
         """One Patient per INS: a Bundle's Patient whose INS we hold is the one we hold."""
-        for system, value in sorted(_ins_of(e.resource or {})):
+        for system, value in sorted(ins_of(e.resource or {})):
             holder = await filing.patient_holding(ctx.gate, system, value)
             if holder is not None:
                 _as_existing(e, "Patient", holder, resolved)
@@ -381,7 +292,7 @@ class ProvideDocument:
         if identifier:
             given = (str(identifier.get("system")), str(identifier.get("value")))
             if ins and given != ins:
-                raise _contradiction("subject.identifier", given[1], ins[1])
+                raise contradiction("subject.identifier", given[1], ins[1])
             ins = given
         if ins is None:
             raise errors.unprocessable(
@@ -407,13 +318,7 @@ class ProvideDocument:
         return {"reference": f"Patient/{pid}"}
 
 
-def _hash(doc: Json) -> str | None:
-    attachment = ((doc.get("content") or [{}])[0] or {}).get("attachment") or {}
-    value = attachment.get("hash")
-    return value if isinstance(value, str) else None
-
-
-async def _run(
+async def run_publication(
     ctx: Context, make_entries: Callable[[], list[Entry]], make_hook: Callable[[], ProvideDocument]
 ) -> tuple[list[Entry], dict[int, Stored]]:
     """Prepare and commit; a race lost on a unique key is run again, and then finds the
@@ -440,71 +345,9 @@ async def _run(
 
 async def provide_bundle(ctx: Context, bundle: Json, base: str) -> Json:
     """ITI-65: the transaction-response Bundle."""
-    entries, results = await _run(
+    entries, results = await run_publication(
         ctx,
         lambda: transaction.parse_bundle(copy.deepcopy(bundle))[1],
         lambda: ProvideDocument(ctx.settings.max_body_bytes),
     )
     return transaction.response_bundle(base, entries, results)
-
-
-def has_attachment_data(resource: Any) -> bool:
-    if not isinstance(resource, dict):
-        return False
-    # any shape may arrive here (the body is not validated yet): only a list of objects
-    # with an attachment object counts, anything else goes on to validation (a 400)
-    contents = resource.get("content")
-    if not isinstance(contents, list) or not contents or not isinstance(contents[0], dict):
-        return False
-    attachment = contents[0].get("attachment")
-    return isinstance(attachment, dict) and bool(attachment.get("data"))
-
-
-def _simplified_entries(doc: Json) -> list[Entry]:
-    """ITI-105 as a two-entry transaction: attachment.data moves out into a Binary."""
-    doc = copy.deepcopy(doc)
-    attachment = doc["content"][0]["attachment"]
-    binary_url = f"urn:uuid:{new_id()}"
-    binary = {
-        "resourceType": "Binary",
-        "contentType": attachment.get("contentType") or "application/octet-stream",
-        "data": attachment.pop("data"),
-    }
-    attachment["url"] = binary_url
-    return [
-        Entry(0, "POST", "Binary", None, binary, binary_url, None, None),
-        Entry(1, "POST", "DocumentReference", None, doc, f"urn:uuid:{new_id()}", None, None),
-    ]
-
-
-_ENTRY_TEXT = re.compile(r"^entry\[\d+\]: ")
-_ENTRY_PATH = re.compile(r"^Bundle\.entry\[\d+\](\.resource)?")
-
-
-def _unlocate(exc: FhirError) -> FhirError:
-    """ITI-105 posts one resource: point its errors at it, not at the internal Bundle."""
-    issues = [
-        replace(
-            i,
-            diagnostics=_ENTRY_TEXT.sub("", i.diagnostics),
-            expression=tuple(_ENTRY_PATH.sub("DocumentReference", x) for x in i.expression),
-        )
-        for i in exc.issues
-    ]
-    return FhirError(exc.status, issues, exc.headers)
-
-
-async def simplified_publish(ctx: Context, doc: Json) -> WriteOutcome:
-    """ITI-105: 201 with the DocumentReference, or 200 with the one filed already."""
-    try:
-        entries, results = await _run(
-            ctx,
-            lambda: _simplified_entries(doc),
-            lambda: ProvideDocument(
-                ctx.settings.max_body_bytes, require_submission_set=False, derive=True
-            ),
-        )
-    except FhirError as exc:
-        raise _unlocate(exc) from None
-    document = entries[1]
-    return WriteOutcome(document.status, results[document.index])
