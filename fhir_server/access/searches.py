@@ -31,7 +31,8 @@ from fhir_server.fhir.uniqueness import unique_keys
 from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_filter
 from fhir_server.policy.facts import document_facts
 from fhir_server.policy.tables import READ_ACTION, SEARCH_ACTION
-from fhir_server.search.plan import Not, SearchPlan, SearchResult, TermIn, parse_query
+from fhir_server.search.parse import parse_query
+from fhir_server.search.plan import Not, SearchPlan, SearchResult, TermIn
 from fhir_server.storage.port import Stored
 
 if TYPE_CHECKING:

@@ -7,20 +7,7 @@ from typing import Any
 
 from fhir_server import FHIR_VERSION, __version__
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
-
-
-def _search_params(rtype: str) -> list[dict[str, Any]]:
-    from fhir_server.search import plan
-
-    described = getattr(plan, "describe_params", None)
-    if described is not None:
-        return described(rtype)
-    names = ["_id", *sorted(plan.TOKEN_PARAMS)]
-    types = {"_id": "token", "identifier": "token"}
-    if rtype != "Patient":
-        names += sorted(plan.REF_PARAMS)
-    return [{"name": n, "type": types.get(n, "reference")} for n in names]
-
+from fhir_server.search.params import describe_params
 
 # operations this server defines (data: name, type it applies to, what it does)
 OPERATIONS: tuple[tuple[str, str, str], ...] = (
@@ -64,7 +51,7 @@ def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
             "updateCreate": "update" in rt.interactions,
             "conditionalCreate": rt.conditional_create and "create" in rt.interactions,
             "conditionalDelete": "not-supported",
-            "searchParam": _search_params(rt.name),
+            "searchParam": describe_params(rt.name),
         }
         if rt.profile:
             entry["profile"] = rt.profile

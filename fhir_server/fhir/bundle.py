@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from fhir_server.storage.port import Stored
+from fhir_server.records import Stored
 
 
 def _body(s: Stored, fragments: bool) -> Any:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from fhir_server.access import searches
 from fhir_server.errors import Issue, operation_outcome
 from fhir_server.interactions.context import Context
-from fhir_server.search.plan import SearchPlan, SearchResult, parse_query
+from fhir_server.search.parse import parse_query
+from fhir_server.search.plan import SearchPlan, SearchResult
 from fhir_server.search.shape import needs_shaping, shape
 from fhir_server.storage.port import Stored
 

@@ -24,10 +24,10 @@ from functools import cache
 from typing import Any
 
 from fhir_server.fhir.compartment import patient_of
+from fhir_server.records import IndexTerms
 from fhir_server.search.dates import parse_range, period_range
 from fhir_server.search.params import SearchParam, params_of
 from fhir_server.search.tokens import indexable, token_value
-from fhir_server.storage.port import IndexTerms
 
 _SEGMENT = re.compile(r"ext\([^)]*\)|[^.]+")
 

@@ -394,3 +394,25 @@ def parse(
         ignored=tuple(d.ignored),
         fingerprint=fp,
     )
+
+
+def parse_query(
+    rtype: str,
+    params: list[tuple[str, str]],
+    *,
+    default_count: int = 50,
+    max_count: int = 1000,
+    strict: bool = True,
+    enforce_required: bool = False,
+) -> SearchPlan:
+    """A query as a plan. Defaults suit conditional create (unknown parameters refused);
+    the search interaction passes the client's handling and enforces the PDSm required
+    parameters."""
+    return parse(
+        rtype,
+        params,
+        default_count=default_count,
+        max_count=max_count,
+        strict=strict,
+        enforce_required=enforce_required,
+    )

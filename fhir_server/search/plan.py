@@ -34,8 +34,8 @@ from typing import Any, Literal
 import orjson
 
 from fhir_server.errors import bad_request
+from fhir_server.records import Stored
 from fhir_server.search.params import describe_params as describe_params
-from fhir_server.storage.port import Stored
 
 TermKind = Literal["tok", "ref"]
 IndexKind = Literal["tok", "ref", "str", "date"]
@@ -203,27 +203,3 @@ def decode_cursor(token: str, fingerprint: str) -> Cursor:
             "Invalid paging cursor: it was altered or belongs to another query", "_cursor"
         )
     return Cursor(value, id)
-
-
-def parse_query(
-    rtype: str,
-    params: list[tuple[str, str]],
-    *,
-    default_count: int = 50,
-    max_count: int = 1000,
-    strict: bool = True,
-    enforce_required: bool = False,
-) -> SearchPlan:
-    """Parse a query into a plan (see `search.parse`). Defaults suit conditional create
-    (unknown parameters refused); the search interaction passes the client's handling
-    and enforces the PDSm required parameters."""
-    from fhir_server.search.parse import parse
-
-    return parse(
-        rtype,
-        params,
-        default_count=default_count,
-        max_count=max_count,
-        strict=strict,
-        enforce_required=enforce_required,
-    )

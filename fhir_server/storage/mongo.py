@@ -73,9 +73,10 @@ from pymongo.errors import (
 from pymongo.uri_parser import parse_uri
 
 from fhir_server.audit.chain import GENESIS, link
+from fhir_server.fhir import binary_data
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.search.plan import SearchPlan, SearchResult
-from fhir_server.storage import binary_data, mongo_search
+from fhir_server.storage import mongo_search
 from fhir_server.storage.port import (
     EMPTY_TERMS,
     HistoryPage,

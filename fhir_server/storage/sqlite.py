@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 import orjson
 
 from fhir_server.audit.chain import GENESIS, link
+from fhir_server.fhir import binary_data
 from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
-from fhir_server.storage import binary_data, sqlite_search
+from fhir_server.storage import sqlite_search
 from fhir_server.storage.port import (
     HistoryPage,
     IndexTerms,

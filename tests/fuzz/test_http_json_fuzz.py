@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fhir_server.api.app import create_app
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError
-from fhir_server.search.plan import parse_query
+from fhir_server.search.parse import parse_query
 from tests.conftest import STORE_FACTORIES
 from tests.helpers import auth_headers, is_outcome
 

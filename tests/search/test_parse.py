@@ -8,7 +8,7 @@ import pytest
 
 from fhir_server.errors import FhirError
 from fhir_server.search.dates import parse_range, widen
-from fhir_server.search.parse import parse, split_values
+from fhir_server.search.parse import parse, parse_query, split_values
 from fhir_server.search.plan import (
     AnyOf,
     DateMatch,
@@ -25,7 +25,6 @@ from fhir_server.search.plan import (
     TermSuffix,
     decode_cursor,
     encode_cursor,
-    parse_query,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -23,7 +23,7 @@ from fhir_server.operations.reindex import (
     reindex_if_stale,
     signature_key,
 )
-from fhir_server.search.plan import parse_query
+from fhir_server.search.parse import parse_query
 from fhir_server.storage.port import Write
 from fhir_server.storage.sqlite import SqliteStore
 

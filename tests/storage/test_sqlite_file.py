@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fhir_server.interactions.versioning import make_write
-from fhir_server.search.plan import parse_query
+from fhir_server.search.parse import parse_query
 from fhir_server.storage import sqlite_segments, sqlite_writer
 from fhir_server.storage.port import StoreUnavailable, Write
 from fhir_server.storage.sqlite import SqliteStore

@@ -187,7 +187,7 @@ def _binary(id: str, version: int, data: bytes | None, raw: bool) -> Write:
 def test_binary_bytes_come_back_through_every_read(store, raw):
     import base64
 
-    from fhir_server.search.plan import parse_query
+    from fhir_server.search.parse import parse_query
 
     first, second = bytes(range(256)) * 400, b"%PDF-1.7 second version"
 
