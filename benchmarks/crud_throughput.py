@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,8 +29,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_tools import free_port  # noqa: E402
-
+from fhir_server.live_server import LiveServer  # noqa: E402
 from tests import mongo_lane  # noqa: E402
 
 HEADERS = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
@@ -101,29 +99,6 @@ async def drive(base: str, n: int, concurrency: int) -> list[dict]:
     return [summary("create", n, c_elapsed, c_lat), summary("read", n, r_elapsed, r_lat)]
 
 
-def start_app(args: argparse.Namespace, data_dir: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port)]
-    # the REST core alone, on loopback: the DMP policy's cost is measured by ingest.py and
-    # search.py (with tokens)
-    cmd += ["--data-dir", str(data_dir), "--auth", "none"]
-    if args.mongodb_uri:
-        cmd += ["--mongodb-uri", args.mongodb_uri]
-    env = {**os.environ, "DMP_FHIR_LOG_LEVEL": "warning"}
-    return subprocess.Popen(cmd, cwd=REPO, env=env)
-
-
-def wait_healthy(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not become healthy")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["sqlite", "mongoeco", "mongo"], default="sqlite")
@@ -139,15 +114,14 @@ def main() -> int:
         emulator = mongo_lane.MongoecoServer(python)
         uri = emulator.start()
         args.mongodb_uri = uri.replace("/?", "/bench?")
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        app = start_app(args, Path(tmp), port)
+        # the REST core alone, authentication off: the DMP policy's cost is measured by
+        # ingest.py and search.py (with tokens)
+        server = LiveServer(Path(tmp), mongodb_uri=args.mongodb_uri)
         try:
-            wait_healthy(port)
-            results = asyncio.run(drive(f"http://127.0.0.1:{port}/fhir", args.n, args.concurrency))
+            with server:
+                results = asyncio.run(drive(server.fhir_base, args.n, args.concurrency))
         finally:
-            app.terminate()
-            app.wait(10)
             if emulator is not None:
                 emulator.stop()
     report = {

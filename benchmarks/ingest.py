@@ -49,10 +49,11 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_tools import ensure_wrk, free_port  # noqa: E402
+from bench_tools import ensure_wrk  # noqa: E402
 
 from fhir_server.auth.tokens import DevIssuer  # noqa: E402
 from fhir_server.cda.mapping import map_cda  # noqa: E402
+from fhir_server.live_server import LiveServer  # noqa: E402
 
 T = TypeVar("T")
 NAME = "BIO-CR-BIO_2024.01_TSH_1.xml"
@@ -167,25 +168,8 @@ end
 
 @contextmanager
 def server(tmp: Path, workers: int = 1) -> Iterator[str]:
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DMP_FHIR_LOG_LEVEL": "warning"}
-    cmd = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port)]
-    cmd += ["--workers", str(workers)]
-    proc = subprocess.Popen([*cmd, "--data-dir", str(tmp / "server")], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base + "/fhir"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with LiveServer(tmp / "server", workers=workers, auth="dev") as live:
+        yield live.fhir_base
 
 
 def wrk(

@@ -24,8 +24,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -39,10 +37,11 @@ from urllib.parse import parse_qsl, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_tools import ensure_wrk, free_port  # noqa: E402
+from bench_tools import ensure_wrk  # noqa: E402
 
 from fhir_server.fhir.resource_types import RESOURCE_TYPES  # noqa: E402
 from fhir_server.interactions.versioning import make_write  # noqa: E402
+from fhir_server.live_server import LiveServer  # noqa: E402
 from fhir_server.operations.reindex import index_signature, signature_key  # noqa: E402
 from fhir_server.search.parse import parse  # noqa: E402
 from fhir_server.storage import sqlite_search  # noqa: E402
@@ -269,35 +268,6 @@ def mint(data_dir: Path) -> str:
     )
 
 
-class Server:
-    def __init__(self, data_dir: Path, workers: int, auth: str = "dev") -> None:
-        self.port = free_port()
-        env = {**os.environ, "DMP_FHIR_DATA_DIR": str(data_dir), "DMP_FHIR_PORT": str(self.port)}
-        env["DMP_FHIR_AUTH"] = auth
-        env["DMP_FHIR_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{self.port}/fhir"
-        env["PYTHONPATH"] = str(ROOT)
-        cmd = [
-            sys.executable, "-m", "uvicorn", "fhir_server.api.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-            "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
-        self._wait()
-
-    def _wait(self) -> None:
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=30)
-
-
 def run_wrk(
     wrk: str, port: int, urls_file: Path, lua: Path, conns: int, seconds: int, token: str = ""
 ) -> dict[str, float]:
@@ -347,7 +317,7 @@ def bench_size(
     # other processes on the machine skew every figure: record how busy it was
     row: dict[str, Any] = {"size": size, "loadavg_before": os.getloadavg()[0]}
     row["in_process"] = in_process(path, urls)
-    server = Server(path.parent, args.workers, args.auth)
+    server = LiveServer(path.parent, workers=args.workers, auth=args.auth).start()
     token = mint(path.parent) if args.auth == "dev" else ""
     try:
         check_answers(server.port, urls, token)

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +30,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from bench_tools import free_port
+
+from fhir_server.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 CDA_FIXTURE = ROOT / "tests" / "fixtures" / "cda" / "ldl-ses.xml"
@@ -48,46 +48,12 @@ def nir(n: int) -> str:
 # -- the server -----------------------------------------------------------------------
 
 
-def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, log: Path) -> LiveServer:
     # authentication off, as in the REST suites: this measures the store and the HTTP path
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DMP_FHIR_LOG_LEVEL": "warning",
-        "DMP_FHIR_AUTH": "none",
-    }
-    env.pop("MONGODB_URI", None)
-    out = open(log, "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fhir_server.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited at start; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit("server did not become healthy in 30 s")
+    try:
+        return LiveServer(data_dir, log).start()
+    except (RuntimeError, TimeoutError):
+        sys.exit(f"server did not start; see {log}")
 
 
 def auth_headers() -> dict[str, str]:
@@ -259,11 +225,11 @@ def main() -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="dmp-soak-")
     data_dir = args.data_dir or Path(tmp.name) / "data"
-    port = free_port()
     log = Path(tmp.name) / "server.log"
-    proc = start_server(data_dir, port, log)
-    base = f"http://127.0.0.1:{port}"
-    server = psutil.Process(proc.pid)
+    live = start_server(data_dir, log)
+    assert live.proc is not None
+    base = live.base
+    server = psutil.Process(live.proc.pid)
     try:
         probe = httpx.post(
             f"{base}/fhir/DocumentReference/$import-cda",
@@ -274,7 +240,7 @@ def main() -> int:
         rss_start = server.memory_info().rss
         print(
             f"soak: {args.minutes} min, {args.clients} clients, filing by "
-            f"{'$import-cda' if use_cda else 'transaction Bundle'}, server pid {proc.pid}, "
+            f"{'$import-cda' if use_cda else 'transaction Bundle'}, server pid {live.proc.pid}, "
             f"RSS at start {rss_start / 2**20:.1f} MiB",
             flush=True,
         )
@@ -379,11 +345,7 @@ def main() -> int:
             args.json.write_text(json.dumps(summary, indent=2))
         return 0 if total_errors == 0 else 1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        live.stop()
         tmp.cleanup()
 
 

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from fhir_server.api import processes
-from tests.crash.live_server import LiveServer
+from fhir_server.live_server import LiveServer
 
 pytestmark = pytest.mark.skipif(not processes.supported(), reason="no SO_REUSEPORT here")
 

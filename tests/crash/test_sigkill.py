@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fhir_server.live_server import LiveServer
 from tests.conftest import nir_with_key, patient
-from tests.crash.live_server import LiveServer
 from tests.helpers import auth_headers, document_reference
 
 pytestmark = pytest.mark.slow
