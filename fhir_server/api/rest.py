@@ -25,6 +25,7 @@ from fhir_server.api.security import authenticate
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
+from fhir_server.fhir.transaction_bundle import parse_bundle
 from fhir_server.interactions import (
     create,
     delete,
@@ -290,7 +291,7 @@ async def bundle_route(request: Request) -> Response:
 
     limit = request.app.state.ctx.settings.max_body_bytes
     body = parse_body(await read_body(request, limit), body_format(request))
-    btype, entries = transaction.parse_bundle(body)
+    btype, entries = parse_bundle(body)
     if btype == "transaction" and provide_document.is_provide_bundle(entries):
         result = await provide_document.provide_bundle(context(request), body, base_url(request))
         return fhir_response(request, result)  # ITI-65

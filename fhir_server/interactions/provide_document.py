@@ -37,6 +37,7 @@ from fhir_server.cda.publication import (
 from fhir_server.cda.resources import patient as patient_from_cda
 from fhir_server.errors import FhirError
 from fhir_server.fhir import mhd
+from fhir_server.fhir.transaction_bundle import Entry, parse_bundle, relocate, response_bundle
 from fhir_server.fhir.uniqueness import (
     DOCUMENT_KEY,
     PATIENT_KEY,
@@ -49,7 +50,6 @@ from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.import_cda import open_record
 from fhir_server.interactions.retry import Again, retry
-from fhir_server.interactions.transaction import Entry
 from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
@@ -106,7 +106,7 @@ class ProvideDocument:
             try:
                 await self._document(ctx, e, by_url, resolved)
             except FhirError as exc:
-                raise transaction.relocate(exc, e.index) from None
+                raise relocate(exc, e.index) from None
         return resolved
 
     @staticmethod
@@ -125,7 +125,7 @@ class ProvideDocument:
             for parent in parents:
                 theirs = ((parent.resource or {}).get("subject") or {}).get("reference")
                 if theirs != subject:
-                    raise transaction.relocate(
+                    raise relocate(
                         errors.unprocessable(
                             f"DocumentReference/{parent.id} belongs to {theirs}, not to "
                             f"{subject}: a replacement keeps the patient",
@@ -347,7 +347,7 @@ async def provide_bundle(ctx: Context, bundle: Json, base: str) -> Json:
     """ITI-65: the transaction-response Bundle."""
     entries, results = await run_publication(
         ctx,
-        lambda: transaction.parse_bundle(copy.deepcopy(bundle))[1],
+        lambda: parse_bundle(copy.deepcopy(bundle))[1],
         lambda: ProvideDocument(ctx.settings.max_body_bytes),
     )
-    return transaction.response_bundle(base, entries, results)
+    return response_bundle(base, entries, results)

@@ -10,10 +10,10 @@ from dataclasses import replace
 from typing import Any
 
 from fhir_server.errors import FhirError
+from fhir_server.fhir.transaction_bundle import Entry
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.provide_document import ProvideDocument, run_publication
-from fhir_server.interactions.transaction import Entry
 from fhir_server.interactions.versioning import new_id
 
 Json = dict[str, Any]

@@ -7,102 +7,23 @@ everywhere they appear (references, attachment URLs)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fhir_server import errors
 from fhir_server.access import searches
 from fhir_server.errors import FhirError, Issue, operation_outcome
-from fhir_server.fhir.resource_types import RESOURCE_TYPES
+from fhir_server.fhir.transaction_bundle import (
+    ORDER,
+    Entry,
+    relocate,
+    response_bundle,
+    rewrite,
+)
 from fhir_server.interactions import create, delete, read, update
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
-
-# FHIR's processing order inside a transaction
-ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
-WRITE_INTERACTION = {"POST": "create", "PUT": "update", "DELETE": "delete", "GET": "read"}
-
-
-@dataclass
-class Entry:
-    index: int
-    method: str
-    rtype: str
-    id: str | None
-    resource: dict[str, Any] | None
-    full_url: str | None
-    if_none_exist: str | None
-    if_match: str | None
-    # outcome
-    write: Write | None = None
-    # the audit and notifications that go with `write`, in the same commit
-    extra: list[Write] = field(default_factory=list)
-    # what a GET entry answers with, when the server resolved it already (a document filed
-    # before, disclosed by `access.filing.refiled`); else it is read under the policy
-    existing: Stored | None = None
-    status: int = 200
-
-
-def _where(i: int, element: str = "") -> str:
-    return f"Bundle.entry[{i}]" + (f".{element}" if element else "")
-
-
-def _parse_entry(i: int, raw: Any) -> Entry:
-    if not isinstance(raw, dict):
-        raise errors.bad_request("Each entry must be an object", _where(i))
-    request = raw.get("request") or {}
-    if not isinstance(request, dict):
-        raise errors.bad_request("request must be an object", _where(i, "request"))
-    for element, holder in (
-        ("fullUrl", raw),
-        ("request.url", request),
-        ("request.ifNoneExist", request),
-        ("request.ifMatch", request),
-    ):
-        value = holder.get(element.rsplit(".", 1)[-1])
-        if value is not None and not isinstance(value, str):
-            raise errors.bad_request(f"{element} must be a string", _where(i, element))
-    method = str(request.get("method", "")).upper()
-    url = (request.get("url") or "").split("?", 1)[0].strip("/")
-    if method not in ORDER:
-        raise errors.bad_request(
-            f"Unsupported request.method {method!r}", _where(i, "request.method")
-        )
-    parts = url.split("/")
-    rtype = parts[0]
-    rt = RESOURCE_TYPES.get(rtype)
-    if rt is None:
-        raise errors.bad_request(f"Unknown resource type in {url!r}", _where(i, "request.url"))
-    if not rt.allows(WRITE_INTERACTION[method]):
-        raise errors.method_not_allowed(f"{method} is not allowed on {rtype}")
-    rid = parts[1] if len(parts) > 1 else None
-    if method in ("PUT", "DELETE", "GET") and not rid:
-        raise errors.bad_request(f"{method} needs Type/id in request.url", _where(i, "request.url"))
-    resource = raw.get("resource")
-    if method in ("POST", "PUT") and not isinstance(resource, dict):
-        raise errors.bad_request(f"{method} needs a resource", _where(i, "resource"))
-    return Entry(
-        i,
-        method,
-        rtype,
-        rid,
-        resource,
-        raw.get("fullUrl"),
-        request.get("ifNoneExist"),
-        request.get("ifMatch"),
-    )
-
-
-def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _rewrite(v, mapping) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rewrite(v, mapping) for v in value]
-    if isinstance(value, str) and value in mapping:
-        return mapping[value]
-    return value
 
 
 def _assign_ids(entries: list[Entry]) -> dict[str, str]:
@@ -114,24 +35,6 @@ def _assign_ids(entries: list[Entry]) -> dict[str, str]:
         if e.full_url and e.id and e.method in ("POST", "PUT"):
             mapping[e.full_url] = f"{e.rtype}/{e.id}"
     return mapping
-
-
-def relocate(exc: FhirError, i: int) -> FhirError:
-    """Point an entry's error at its place in the Bundle."""
-    issues = [
-        Issue(
-            x.code,
-            f"entry[{i}]: {x.diagnostics}",
-            x.severity,
-            tuple(
-                _where(i, "resource." + e.split(".", 1)[1]) if "." in e else _where(i)
-                for e in x.expression
-            )
-            or (_where(i),),
-        )
-        for x in exc.issues
-    ]
-    return FhirError(exc.status, issues, exc.headers)
 
 
 class ConditionRace(FhirError):
@@ -191,37 +94,6 @@ async def _prepare(ctx: Context, e: Entry) -> None:
             e.existing = await read.read(ctx, e.rtype, e.id)
 
 
-def _response_entry(base: str, e: Entry, stored: Stored | None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "status": {200: "200 OK", 201: "201 Created", 204: "204 No Content"}[e.status]
-    }
-    out: dict[str, Any] = {}
-    if stored is not None:
-        out["fullUrl"] = f"{base}/{stored.rtype}/{stored.id}"
-        response["etag"] = f'W/"{stored.version}"'
-        response["lastModified"] = stored.last_updated
-        if e.status == 201:
-            response["location"] = f"{stored.rtype}/{stored.id}/_history/{stored.version}"
-        if stored.resource is not None and e.method != "DELETE":
-            out["resource"] = stored.resource
-    out["response"] = response
-    return out
-
-
-def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise errors.bad_request("POST [base] takes a Bundle of type transaction or batch")
-    btype = bundle.get("type")
-    if btype not in ("transaction", "batch"):
-        raise errors.bad_request(
-            f"Bundle.type must be transaction or batch, not {btype!r}", "Bundle.type"
-        )
-    raw = bundle.get("entry") or []
-    if not isinstance(raw, list):
-        raise errors.bad_request("Bundle.entry must be a list", "Bundle.entry")
-    return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
-
-
 class TransactionHook(Protocol):
     """Extra rules of a specialised transaction (MHD ITI-65), kept out of the generic code."""
 
@@ -244,7 +116,7 @@ async def prepare_transaction(
     mapping = {**_assign_ids(entries), **resolved}
     for e in entries:
         if e.resource is not None:
-            e.resource = _rewrite(e.resource, mapping)
+            e.resource = rewrite(e.resource, mapping)
             if e.method == "POST":
                 e.resource.pop("id", None)
     # a Patient created here opens its record first: the entries filed into it are then
@@ -272,14 +144,6 @@ async def commit_entries(
         if found is not None:
             results[e.index] = found
     return results
-
-
-def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction-response",
-        "entry": [_response_entry(base, e, results.get(e.index)) for e in entries],
-    }
 
 
 RACE_RETRIES = 3

@@ -1,0 +1,154 @@
+"""A transaction or batch Bundle as the server reads and answers it (pure): its entries,
+where each error points, local references (`urn:uuid:` fullUrls) rewritten to the ids the
+server assigns, and the response Bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_server import errors
+from fhir_server.errors import FhirError, Issue
+from fhir_server.fhir.resource_types import RESOURCE_TYPES
+from fhir_server.records import Stored, Write
+
+# FHIR's processing order inside a transaction
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+WRITE_INTERACTION = {"POST": "create", "PUT": "update", "DELETE": "delete", "GET": "read"}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    rtype: str
+    id: str | None
+    resource: dict[str, Any] | None
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: str | None
+    # outcome
+    write: Write | None = None
+    # the audit and notifications that go with `write`, in the same commit
+    extra: list[Write] = field(default_factory=list)
+    # what a GET entry answers with, when the server resolved it already (a document filed
+    # before, disclosed by `access.filing.refiled`); else it is read under the policy
+    existing: Stored | None = None
+    status: int = 200
+
+
+def _where(i: int, element: str = "") -> str:
+    return f"Bundle.entry[{i}]" + (f".{element}" if element else "")
+
+
+def _parse_entry(i: int, raw: Any) -> Entry:
+    if not isinstance(raw, dict):
+        raise errors.bad_request("Each entry must be an object", _where(i))
+    request = raw.get("request") or {}
+    if not isinstance(request, dict):
+        raise errors.bad_request("request must be an object", _where(i, "request"))
+    for element, holder in (
+        ("fullUrl", raw),
+        ("request.url", request),
+        ("request.ifNoneExist", request),
+        ("request.ifMatch", request),
+    ):
+        value = holder.get(element.rsplit(".", 1)[-1])
+        if value is not None and not isinstance(value, str):
+            raise errors.bad_request(f"{element} must be a string", _where(i, element))
+    method = str(request.get("method", "")).upper()
+    url = (request.get("url") or "").split("?", 1)[0].strip("/")
+    if method not in ORDER:
+        raise errors.bad_request(
+            f"Unsupported request.method {method!r}", _where(i, "request.method")
+        )
+    parts = url.split("/")
+    rtype = parts[0]
+    rt = RESOURCE_TYPES.get(rtype)
+    if rt is None:
+        raise errors.bad_request(f"Unknown resource type in {url!r}", _where(i, "request.url"))
+    if not rt.allows(WRITE_INTERACTION[method]):
+        raise errors.method_not_allowed(f"{method} is not allowed on {rtype}")
+    rid = parts[1] if len(parts) > 1 else None
+    if method in ("PUT", "DELETE", "GET") and not rid:
+        raise errors.bad_request(f"{method} needs Type/id in request.url", _where(i, "request.url"))
+    resource = raw.get("resource")
+    if method in ("POST", "PUT") and not isinstance(resource, dict):
+        raise errors.bad_request(f"{method} needs a resource", _where(i, "resource"))
+    return Entry(
+        i,
+        method,
+        rtype,
+        rid,
+        resource,
+        raw.get("fullUrl"),
+        request.get("ifNoneExist"),
+        request.get("ifMatch"),
+    )
+
+
+def rewrite(value: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: rewrite(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rewrite(v, mapping) for v in value]
+    if isinstance(value, str) and value in mapping:
+        return mapping[value]
+    return value
+
+
+def relocate(exc: FhirError, i: int) -> FhirError:
+    """Point an entry's error at its place in the Bundle."""
+    issues = [
+        Issue(
+            x.code,
+            f"entry[{i}]: {x.diagnostics}",
+            x.severity,
+            tuple(
+                _where(i, "resource." + e.split(".", 1)[1]) if "." in e else _where(i)
+                for e in x.expression
+            )
+            or (_where(i),),
+        )
+        for x in exc.issues
+    ]
+    return FhirError(exc.status, issues, exc.headers)
+
+
+def response_entry(base: str, e: Entry, stored: Stored | None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "status": {200: "200 OK", 201: "201 Created", 204: "204 No Content"}[e.status]
+    }
+    out: dict[str, Any] = {}
+    if stored is not None:
+        out["fullUrl"] = f"{base}/{stored.rtype}/{stored.id}"
+        response["etag"] = f'W/"{stored.version}"'
+        response["lastModified"] = stored.last_updated
+        if e.status == 201:
+            response["location"] = f"{stored.rtype}/{stored.id}/_history/{stored.version}"
+        if stored.resource is not None and e.method != "DELETE":
+            out["resource"] = stored.resource
+    out["response"] = response
+    return out
+
+
+def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise errors.bad_request("POST [base] takes a Bundle of type transaction or batch")
+    btype = bundle.get("type")
+    if btype not in ("transaction", "batch"):
+        raise errors.bad_request(
+            f"Bundle.type must be transaction or batch, not {btype!r}", "Bundle.type"
+        )
+    raw = bundle.get("entry") or []
+    if not isinstance(raw, list):
+        raise errors.bad_request("Bundle.entry must be a list", "Bundle.entry")
+    return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
+
+
+def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [response_entry(base, e, results.get(e.index)) for e in entries],
+    }
