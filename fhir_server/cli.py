@@ -75,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.api import processes
+    from fhir_server.api.access_log import uvicorn_log_config
     from fhir_server.api.app import create_app
 
     settings = _settings(args)
@@ -82,7 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "access_log": False,
+        "access_log": False,  # uvicorn's own: it would write query values
+        "log_config": uvicorn_log_config(settings.log_level),
     }
     if settings.workers <= 1:
         uvicorn.run(create_app(settings), **common)

@@ -29,8 +29,10 @@ class LiveServer:
         port: int | None = None,
         auth: str = "none",
         workers: int = 1,
+        log_level: str = "warning",
     ):
         self.auth = auth
+        self.log_level = log_level
         self.workers = workers
         self.data_dir = data_dir
         self.log = log
@@ -45,7 +47,7 @@ class LiveServer:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "DMP_FHIR_LOG_LEVEL": "warning",
+            "DMP_FHIR_LOG_LEVEL": self.log_level,
             "DMP_FHIR_AUTH": self.auth,
         }
         env.pop("MONGODB_URI", None)
