@@ -1,5 +1,10 @@
 """`dmp-fhir`: serve, and the operator commands (token, verify-audit, housekeeping,
-import, reindex)."""
+import, reindex).
+
+Every command works on one data directory: `--data-dir`, else DMP_FHIR_DATA_DIR, else
+./data (`Settings.data_dir`). Only `serve` creates it; the other commands need the store and
+key the server made there, and refuse an empty place rather than quietly work on it.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +21,48 @@ from fhir_server.config import Settings
 T = TypeVar("T")
 
 
-def _settings(args: argparse.Namespace, **names: str) -> Settings:
-    overrides = {
-        field: getattr(args, attr)
-        for field, attr in names.items()
-        if getattr(args, attr, None) is not None
-    }
-    return Settings(**overrides)
+# command-line options that are settings: given, they win over DMP_FHIR_* variables
+SETTING_OPTIONS = ("host", "port", "data_dir", "mongodb_uri", "auth", "workers")
+POINT_ELSEWHERE = (
+    "point the command at the server's data directory with --data-dir DIR or DMP_FHIR_DATA_DIR=DIR"
+)
 
 
-def _store_settings(args: argparse.Namespace) -> Settings:
-    return _settings(args, data_dir="data_dir", mongodb_uri="mongodb_uri")
+class MissingData(Exception):
+    """What a command needs is not in the data directory it looked in."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    given = {name: getattr(args, name, None) for name in SETTING_OPTIONS}
+    return Settings(**{name: value for name, value in given.items() if value is not None})
+
+
+def _require_store(settings: Settings) -> None:
+    if settings.mongodb_uri:
+        return  # the store is a MongoDB database: nothing to find on disk
+    if not settings.sqlite_path.is_file():
+        raise MissingData(
+            f"no store in {settings.data_dir.resolve()} ({settings.sqlite_path.name} not "
+            f"found; `dmp-fhir serve` creates it): {POINT_ELSEWHERE}, or use MongoDB with "
+            "--mongodb-uri or DMP_FHIR_MONGODB_URI"
+        )
+
+
+def _require_dev_key(settings: Settings) -> None:
+    from fhir_server.auth.tokens import DEV_KEY_FILE
+
+    if not (settings.data_dir / DEV_KEY_FILE).is_file():
+        raise MissingData(
+            f"no development issuer key in {settings.data_dir.resolve()} ({DEV_KEY_FILE} "
+            f"not found; `dmp-fhir serve --auth dev` creates it): {POINT_ELSEWHERE}"
+        )
 
 
 async def _with_context(settings: Settings, job: Callable[[Any], Awaitable[T]]) -> T:
     from fhir_server.interactions.context import Context
     from fhir_server.storage.factory import make_store
 
+    _require_store(settings)
     store = make_store(settings)
     await store.open()
     try:
@@ -45,29 +75,23 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.api import processes
+    from fhir_server.api.access_log import uvicorn_log_config
     from fhir_server.api.app import create_app
 
-    names = {
-        "host": "host",
-        "port": "port",
-        "data_dir": "data_dir",
-        "mongodb_uri": "mongodb_uri",
-        "auth": "auth",
-        "workers": "workers",
-    }
-    settings = _settings(args, **names)
+    settings = _settings(args)
     common = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "access_log": False,
+        "access_log": False,  # uvicorn's own: it would write query values
+        "log_config": uvicorn_log_config(settings.log_level),
     }
     if settings.workers <= 1:
         uvicorn.run(create_app(settings), **common)
         return 0
     # several processes (SQLite WAL serves them; MongoDB scales out): each builds its app
     # from the environment, so the command line's settings travel there
-    for field in names:
+    for field in SETTING_OPTIONS:
         value = getattr(settings, field)
         if value is not None:
             os.environ[f"DMP_FHIR_{field.upper()}"] = str(value)
@@ -81,10 +105,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from fhir_server.auth.tokens import DevIssuer
 
-    settings = _store_settings(args)
-    issuer = DevIssuer.load_or_create(settings.data_dir)
+    settings = _settings(args)
+    _require_dev_key(settings)
     try:
-        token = issuer.mint_token(
+        token = DevIssuer.load(settings.data_dir).mint_token(
             args.role,
             args.sub or f"{args.role}-{args.rpps or args.patient or args.organization or 'dev'}",
             rpps=args.rpps,
@@ -93,7 +117,7 @@ def _token(args: argparse.Namespace) -> int:
             patient=args.patient,
             ttl=args.ttl,
         )
-    except ValueError as exc:
+    except (ValueError, PermissionError) as exc:  # a bad claim set, or an unsafe key file
         print(f"dmp-fhir token: {exc}", file=sys.stderr)
         return 2
     print(token)
@@ -103,7 +127,7 @@ def _token(args: argparse.Namespace) -> int:
 def _verify_audit(args: argparse.Namespace) -> int:
     from fhir_server.operations.verify_audit import verify_audit
 
-    report = asyncio.run(_with_context(_store_settings(args), lambda ctx: verify_audit(ctx.store)))
+    report = asyncio.run(_with_context(_settings(args), lambda ctx: verify_audit(ctx.store)))
     if report.broken is None:
         print(f"audit chain intact: {report.checked} AuditEvents, head {report.head[:16]}…")
         return 0
@@ -118,7 +142,7 @@ def _verify_audit(args: argparse.Namespace) -> int:
 def _housekeeping(args: argparse.Namespace) -> int:
     from fhir_server.operations.housekeeping import housekeeping
 
-    report = asyncio.run(_with_context(_store_settings(args), housekeeping))
+    report = asyncio.run(_with_context(_settings(args), housekeeping))
     print(f"embargo notices sent: {report.notices}")
     print(f"records destroyed after ten years: {len(report.destroyed)}")
     for pid in report.destroyed:
@@ -131,6 +155,8 @@ def _reindex(args: argparse.Namespace) -> int:
 
     from fhir_server.operations.reindex import reindex
 
+    settings = _settings(args)
+    _require_store(settings)  # before the progress bar takes the terminal
     with Progress(transient=True) as bar:
         tasks: dict[str, Any] = {}
 
@@ -141,9 +167,7 @@ def _reindex(args: argparse.Namespace) -> int:
 
         try:
             report = asyncio.run(
-                _with_context(
-                    _store_settings(args), lambda ctx: reindex(ctx.store, args.type, progress)
-                )
+                _with_context(settings, lambda ctx: reindex(ctx.store, args.type, progress))
             )
         except ValueError as exc:
             print(f"dmp-fhir reindex: {exc}", file=sys.stderr)
@@ -154,26 +178,24 @@ def _reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+DATA_DIR_HELP = "the server's data directory (default: $DMP_FHIR_DATA_DIR, else ./data)"
+
+
 def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
+    parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     parser.add_argument("--mongodb-uri", help="use MongoDB instead of the embedded SQLite store")
 
 
 def _import(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from fhir_server.config import Settings
     from fhir_server.importing import run
 
-    overrides = {
-        k: v
-        for k, v in {"data_dir": args.data_dir, "mongodb_uri": args.mongodb_uri}.items()
-        if v is not None
-    }
+    settings = _settings(args)
+    if args.url is None:  # in process: into the server's store
+        _require_store(settings)
     return asyncio.run(
         run(
             args.paths,
-            settings=Settings(**overrides),
+            settings=settings,
             url=args.url,
             labels=args.security_label,
             token=args.token or os.environ.get("DMP_FHIR_TOKEN"),
@@ -201,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--organization", help="FINESS of the establishment")
     token.add_argument("--patient", help="Patient id a patient / legal representative acts for")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
-    token.add_argument("--data-dir", type=Path)
+    token.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     token.set_defaults(func=_token)
 
     verify = sub.add_parser("verify-audit", help="check the tamper-evident audit chain")
@@ -225,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="masking code for every document: MASQUE_PS, INVISIBLE_PATIENT, "
         "INVISIBLE_REPRESENTANTS_LEGAUX (repeatable)",
     )
-    imp.add_argument("--data-dir", type=Path, help="store of the in-process mode")
+    imp.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP + "; in-process mode")
     imp.add_argument("--mongodb-uri", help="file into MongoDB (in-process mode)")
     imp.set_defaults(func=_import)
 
@@ -242,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except MissingData as exc:
+        print(f"dmp-fhir {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

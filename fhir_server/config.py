@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # a process crash only
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     log_level: str = "info"
+    # one line per request (method, path, query parameter names, status, duration, actor)
+    # on the `fhir_server.access` logger
+    access_log: bool = True
 
     @property
     def sqlite_path(self) -> Path:

@@ -39,6 +39,7 @@ class LiveServer:
         workers: int = 1,
         mongodb_uri: str | None = None,
         env: dict[str, str] | None = None,
+        log_level: str = "warning",
     ) -> None:
         self.data_dir = data_dir
         self.log = log
@@ -47,6 +48,7 @@ class LiveServer:
         self.workers = workers
         self.mongodb_uri = mongodb_uri
         self.extra_env = env or {}
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,7 +68,7 @@ class LiveServer:
         return cmd
 
     def start(self, timeout: float = 30.0) -> LiveServer:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_FHIR_LOG_LEVEL": "warning"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_FHIR_LOG_LEVEL": self.log_level}
         env["DMP_FHIR_PUBLIC_BASE_URL"] = self.fhir_base
         # the store is the one named here, never one the calling environment points at
         for name in ("MONGODB_URI", "DMP_FHIR_MONGODB_URI"):

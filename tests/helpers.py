@@ -90,3 +90,17 @@ def document_reference(patient_id: str, unique: str, **extra: Any) -> dict[str, 
     }
     doc.update(extra)
     return doc
+
+
+def served_data_dir(data_dir: Path, auth: str = "dev") -> Path:
+    """`data_dir` as `dmp-fhir serve --data-dir` leaves it once started (its SQLite store,
+    and with auth=dev the development issuer key): the app started and stopped in process."""
+    from fastapi.testclient import TestClient
+
+    from fhir_server.api.app import create_app
+    from fhir_server.config import Settings
+
+    settings = Settings(data_dir=data_dir, auth=auth, mongodb_uri=None)
+    with TestClient(create_app(settings)):
+        pass
+    return data_dir

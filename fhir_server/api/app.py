@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from fhir_server import __version__
 from fhir_server.api import documents, openapi
 from fhir_server.api import errors as api_errors
+from fhir_server.api.access_log import AccessLog
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.fast_routes import FilingRoute
 from fhir_server.api.responses import fhir_response
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     api_errors.install(app)
     # the hottest route, served before the framework's routing (same handler, same path)
     app.add_middleware(FilingRoute, path=FHIR_BASE + documents.IMPORT_CDA_PATH)
+    if settings.access_log:  # added last, so outermost: it times every route
+        app.add_middleware(AccessLog)
     openapi.install(app)
 
     @app.get("/health")

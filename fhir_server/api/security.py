@@ -39,9 +39,10 @@ def _loopback(host: str) -> bool:
 
 def authenticate(request: Request) -> tuple[Actor | None, AccessContext]:
     """The verified actor (None when auth is off) and the declared access mode; whether
-    that mode is allowed is the policy's call, made with the record in view."""
+    that mode is allowed is the policy's call, made with the record in view. The actor is
+    left on `request.state` for the access log."""
     verifier: TokenVerifier | None = request.app.state.verifier
     if verifier is None:
         return None, AccessContext()
-    actor = verifier.verify(request.headers.get("authorization"))
+    actor = request.state.actor = verifier.verify(request.headers.get("authorization"))
     return actor, access_context_from_headers(request.headers, actor, strict=False)

@@ -350,6 +350,14 @@ class DevIssuer:
         key = _load_private_key(path) if path.exists() else _create_private_key(path)
         return cls(key, issuer, audience)
 
+    @classmethod
+    def load(
+        cls, data_dir: str | Path, issuer: str = DEV_ISSUER, audience: str = DEFAULT_AUDIENCE
+    ) -> DevIssuer:
+        """The issuer whose key is in `data_dir`; FileNotFoundError when there is none
+        (nothing is created: a new key would sign tokens the server refuses)."""
+        return cls(_load_private_key(Path(data_dir) / DEV_KEY_FILE), issuer, audience)
+
     @property
     def key_id(self) -> str:
         der = self.private_key.public_key().public_bytes(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fhir_server.cda.header import CdaHeader, PatientIdentity
 from fhir_server.cda.timestamps import ts_to_instant
 from fhir_server.errors import Issue
-from fhir_server.fhir.ins import INS_KINDS, nir_expected_key, nir_key_valid
+from fhir_server.fhir.ins import INS_KINDS, nir_problem
 from fhir_server.terminology import valuesets
 
 DOC = "ClinicalDocument"
@@ -86,22 +86,8 @@ def ins_issues(patient: PatientIdentity) -> list[Issue]:
     for ii in ins_ids:
         kind = INS_KINDS[ii.root].type_code
         value = ii.extension or ""
-        if len(value) != 15:
-            issues.append(
-                _issue(
-                    "value", f"{kind} '{value}' must be 15 characters long (13 + key)", PATIENT_IDS
-                )
-            )
-        elif not nir_key_valid(value):
-            expected = nir_expected_key(value)
-            hint = f" (expected {expected})" if expected else ""
-            issues.append(
-                _issue(
-                    "value",
-                    f"{kind} '{value}' has an invalid NIR key '{value[13:]}'{hint}",
-                    PATIENT_IDS,
-                )
-            )
+        if problem := nir_problem(value):
+            issues.append(_issue("value", f"{kind} '{value}' {problem}", PATIENT_IDS))
     return issues
 
 

@@ -61,5 +61,17 @@ def nir_expected_key(nir: str) -> str | None:
     return f"{97 - int(body) % 97:02d}"
 
 
+def nir_problem(nir: str) -> str | None:
+    """What is wrong with `nir`, as a phrase to follow it in a message; None if it is valid."""
+    if len(nir) != 15:
+        return "must be 15 characters long (13 + key)"
+    if nir_key_valid(nir):
+        return None
+    expected = nir_expected_key(nir)
+    if expected is None:
+        return "is not a NIR: 13 digits (2A or 2B for Corsica) and a 2-digit key are expected"
+    return f"has an invalid NIR key '{nir[13:]}' (expected {expected})"
+
+
 # FHIR Identifier.system -> FR Core identifier type, for resources posted as FHIR
 INS_SYSTEMS: dict[str, str] = {ins_system(k.oid): k.type_code for k in INS_KINDS.values()}

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from fhir_server.errors import FhirError, Issue, bad_request
 from fhir_server.fhir.bindings import binding_issues
-from fhir_server.fhir.ins import INS_SYSTEMS, nir_key_valid
+from fhir_server.fhir.ins import INS_SYSTEMS, nir_problem
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 
 ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
@@ -60,12 +60,11 @@ def _ins_issues(resource: dict[str, Any]) -> list[Issue]:
         if not isinstance(ident, dict) or ident.get("system") not in INS_SYSTEMS:
             continue
         value = str(ident.get("value") or "")
-        if not nir_key_valid(value):
+        if problem := nir_problem(value):
             issues.append(
                 Issue(
                     "business-rule",
-                    f"INS {value!r} ({INS_SYSTEMS[ident['system']]}) is not valid: it must have "
-                    "15 characters ending with the NIR key 97 - (first 13 digits mod 97)",
+                    f"{INS_SYSTEMS[ident['system']]} '{value}' {problem}",
                     expression=(f"Patient.identifier[{i}].value",),
                 )
             )

@@ -24,12 +24,26 @@ def _assert_outcome(r, status, code=None):
         assert body["issue"][0]["code"] == code
 
 
+def _diagnostics(r):
+    return r.json()["issue"][0]["diagnostics"]
+
+
 def test_wrong_ins_key_is_refused_and_nothing_stored(client):
     r = client.post("/fhir/Patient", json=patient(nir="279035121518988"), headers=FHIR_JSON)
     _assert_outcome(r, 422, "business-rule")
     assert r.json()["issue"][0]["expression"] == ["Patient.identifier[0].value"]
+    assert _diagnostics(r) == (
+        "INS-NIR-TEST '279035121518988' has an invalid NIR key '88' (expected 89)"
+    )
     short = client.post("/fhir/Patient", json=patient(nir="27903512151898"), headers=FHIR_JSON)
     _assert_outcome(short, 422)
+    assert "must be 15 characters long" in _diagnostics(short)
+    letters = client.post("/fhir/Patient", json=patient(nir="2790351215189XY"), headers=FHIR_JSON)
+    _assert_outcome(letters, 422)
+    assert "invalid NIR key 'XY' (expected 89)" in _diagnostics(letters)
+    garbage = client.post("/fhir/Patient", json=patient(nir="ABCDEFGHIJKLM89"), headers=FHIR_JSON)
+    _assert_outcome(garbage, 422)
+    assert "is not a NIR" in _diagnostics(garbage)
     assert _count(client) == 0
 
 
@@ -43,6 +57,7 @@ def test_corsica_ins_is_accepted(client):
     )
     bad = client.post("/fhir/Patient", json=patient(nir="185052A12345634"), headers=FHIR_JSON)
     _assert_outcome(bad, 422)
+    assert "invalid NIR key '34' (expected 33)" in _diagnostics(bad)
 
 
 def test_malformed_json(client):

@@ -1,4 +1,4 @@
-"""`dmp-fhir import`: in process on a temporary data dir, and `--url` against a server."""
+"""`dmp-fhir import`: in process into a server's data dir, and `--url` against a server."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from fhir_server.cli import main
+from tests.helpers import served_data_dir
 from tests.ingest.helpers import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def _documents(base: str) -> list[dict]:
 
 
 def test_in_process_import_files_a_folder(folder, tmp_path, capsys):
-    data = tmp_path / "data"
+    data = served_data_dir(tmp_path / "data")
     assert main(["import", str(folder), "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "4 filed, 0 duplicate, 0 refused" in out  # the replacement waited for its parent
@@ -53,9 +54,8 @@ def test_in_process_import_files_a_folder(folder, tmp_path, capsys):
 
 def test_in_process_import_reports_refusals(folder, tmp_path, capsys):
     shutil.copy(FIXTURES / "broken-xxe-passwd.xml", folder / "xxe.xml")
-    code = main(
-        ["import", str(folder), "--data-dir", str(tmp_path / "d"), "--security-label", "MASQUE_PS"]
-    )
+    data = served_data_dir(tmp_path / "d")
+    code = main(["import", str(folder), "--data-dir", str(data), "--security-label", "MASQUE_PS"])
     out = capsys.readouterr().out
     assert code == 1
     assert "4 filed, 0 duplicate, 1 refused" in out
