@@ -152,3 +152,10 @@ def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored])
         "type": "transaction-response",
         "entry": [response_entry(base, e, results.get(e.index)) for e in entries],
     }
+
+
+def as_existing(entry: Entry, rtype: str, id: str, resolved: dict[str, str]) -> None:
+    """Turn a create into a read of what the server holds already (answered 200)."""
+    entry.method, entry.id = "GET", id
+    if entry.full_url:
+        resolved[entry.full_url] = f"{rtype}/{id}"

@@ -30,27 +30,28 @@ from fhir_server.cda.publication import (
     check_digest,
     check_master_identifier,
     check_type,
-    contradiction,
     derive_metadata,
-    ins_of,
 )
-from fhir_server.cda.resources import patient as patient_from_cda
 from fhir_server.errors import FhirError
 from fhir_server.fhir import mhd
-from fhir_server.fhir.transaction_bundle import Entry, parse_bundle, relocate, response_bundle
+from fhir_server.fhir.transaction_bundle import (
+    Entry,
+    as_existing,
+    parse_bundle,
+    relocate,
+    response_bundle,
+)
 from fhir_server.fhir.uniqueness import (
     DOCUMENT_KEY,
     PATIENT_KEY,
     SUBMISSION_SET_KEY,
-    ins_key,
     submission_set_key,
 )
 from fhir_server.interactions import replacement, transaction
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
-from fhir_server.interactions.import_cda import open_record
+from fhir_server.interactions.publication_subjects import Subjects
 from fhir_server.interactions.retry import Again, retry
-from fhir_server.interactions.versioning import new_id
 from fhir_server.storage.port import Stored, UniqueViolation, VersionConflict, Write
 
 Json = dict[str, Any]
@@ -71,13 +72,6 @@ def _binary_bytes(entry: Entry) -> bytes:
         raise errors.bad_request("Binary.data is not valid base64", "Binary.data") from None
 
 
-def _as_existing(entry: Entry, rtype: str, id: str, resolved: dict[str, str]) -> None:
-    """Turn a create into a read of what the server holds already (answered 200)."""
-    entry.method, entry.id = "GET", id
-    if entry.full_url:
-        resolved[entry.full_url] = f"{rtype}/{id}"
-
-
 @dataclass
 class ProvideDocument:
     """The transaction hook for ITI-65 (with a SubmissionSet) and ITI-105 (derive=True)."""
@@ -86,13 +80,11 @@ class ProvideDocument:
     require_submission_set: bool = True
     derive: bool = False
     now: str = ""
-    new_patients: dict[str, Write] = field(default_factory=dict)
-    # audit and notifications of the records these new Patients open
-    record_audit: list[Write] = field(default_factory=list)
+    subjects: Subjects = field(default_factory=Subjects)
     parents: dict[int, list[Stored]] = field(default_factory=dict)
 
     async def before(self, ctx: Context, entries: list[Entry]) -> dict[str, str]:
-        self.now = ctx.now_iso()
+        self.now = self.subjects.now = ctx.now_iso()
         by_url = {e.full_url: e for e in entries if e.full_url}
         documents = [e for e in entries if e.rtype == "DocumentReference" and e.method == "POST"]
         self._check_shape(entries, documents)
@@ -101,7 +93,7 @@ class ProvideDocument:
             if mhd.is_submission_set(e.resource) and e.method == "POST":
                 await self._submission_set(ctx, e, resolved)
             elif e.rtype == "Patient" and e.method == "POST":
-                await self._known_patient(ctx, e, resolved)
+                await self.subjects.known_patient(ctx, e, resolved)
         for e in documents:
             try:
                 await self._document(ctx, e, by_url, resolved)
@@ -118,7 +110,7 @@ class ProvideDocument:
                 binary.resource["securityContext"] = {"reference": doc_entry.full_url}
 
     async def after(self, ctx: Context, entries: list[Entry]) -> list[Write]:
-        writes = [*self.new_patients.values(), *self.record_audit]
+        writes = self.subjects.writes()
         by_index = {e.index: e for e in entries}
         for index, parents in self.parents.items():
             subject = ((by_index[index].resource or {}).get("subject") or {}).get("reference")
@@ -156,7 +148,7 @@ class ProvideDocument:
         for ident in mhd.submission_set_unique_ids(e.resource or {}):
             holder = await filing.holder(ctx.gate, submission_set_key(ident))
             if holder is not None:
-                _as_existing(e, "List", holder, resolved)
+                as_existing(e, "List", holder, resolved)
                 return
 
     async def _document(
@@ -184,7 +176,7 @@ class ProvideDocument:
             await self._already_filed(ctx, e, binaries, found, resolved)
             return
         self._tie(e, binaries)
-        await self._subject(ctx, doc, cda, by_url)
+        await self.subjects.resolve(ctx, doc, cda, by_url)
         if cda is not None and "relatesTo" not in doc:
             relates = relates_to(cda.header)
             if relates:
@@ -226,96 +218,14 @@ class ProvideDocument:
     ) -> None:
         """The filed document (disclosed by `filing.refiled`) and its content answer the
         entries of the document sent again."""
-        _as_existing(e, "DocumentReference", found.id, resolved)
+        as_existing(e, "DocumentReference", found.id, resolved)
         e.existing = found
         contents = (found.resource or {}).get("content") or []
         for binary, content in zip(binaries, contents, strict=False):
             url = (content.get("attachment") or {}).get("url") or ""
             if url.startswith("Binary/"):
-                _as_existing(binary, "Binary", url.split("/", 1)[1], resolved)
+                as_existing(binary, "Binary", url.split("/", 1)[1], resolved)
                 binary.existing = await filing.content_of(ctx.gate, found, binary.id or "")
-
-    async def _subject(
-        self,
-        ctx: Context,
-        doc: Json,
-        cda: CdaDocument | None,
-        by_url: dict[str, Entry],
-    ) -> None:
-        subject = doc.get("subject") or {}
-        ref = subject.get("reference")
-        ins = cda.ins if cda is not None else None
-        if ref in by_url:
-            self._bundle_patient(by_url[ref], ins)
-        elif isinstance(ref, str) and ref.startswith("Patient/"):
-            try:  # the filer reads the identity it files for (TD0.2), as the policy allows
-                stored = await ctx.gate.read("Patient", ref.split("/", 1)[1])
-            except FhirError as exc:
-                if exc.status not in (404, 410):
-                    raise
-                raise errors.unprocessable(
-                    f"subject {ref} is not known", "DocumentReference.subject"
-                ) from None
-            held = ins_of(stored.resource or {})
-            if ins and held and ins not in held:
-                raise contradiction("subject", f"{ref} (INS {sorted(held)[0][1]})", ins[1])
-        elif ref:
-            raise errors.unprocessable(
-                f"subject {ref!r} is neither a Patient of the Bundle nor Patient/id",
-                "DocumentReference.subject",
-            )
-        else:
-            doc["subject"] = await self._patient_by_ins(ctx, subject.get("identifier"), cda)
-
-    def _bundle_patient(self, entry: Entry, ins: tuple[str, str] | None) -> None:
-        if entry.rtype != "Patient":
-            raise errors.unprocessable(
-                f"subject {entry.full_url} is a {entry.rtype}, not a Patient",
-                "DocumentReference.subject",
-            )
-        held = ins_of(entry.resource or {})
-        if ins and held and ins not in held:
-            raise contradiction("subject", f"INS {sorted(held)[0][1]}", ins[1])
-
-    async def _known_patient(self, ctx: Context, e: Entry, resolved: dict[str, str]) -> None:
-        """One Patient per INS: a Bundle's Patient whose INS we hold is the one we hold."""
-        for system, value in sorted(ins_of(e.resource or {})):
-            holder = await filing.patient_holding(ctx.gate, system, value)
-            if holder is not None:
-                _as_existing(e, "Patient", holder, resolved)
-                return
-
-    async def _patient_by_ins(
-        self, ctx: Context, identifier: Json | None, cda: CdaDocument | None
-    ) -> Json:
-        ins = cda.ins if cda is not None else None
-        if identifier:
-            given = (str(identifier.get("system")), str(identifier.get("value")))
-            if ins and given != ins:
-                raise contradiction("subject.identifier", given[1], ins[1])
-            ins = given
-        if ins is None:
-            raise errors.unprocessable(
-                "DocumentReference.subject is required (a Patient, or its INS identifier)",
-                "DocumentReference.subject",
-            )
-        key = ins_key(*ins)
-        holder = await filing.patient_holding(ctx.gate, *ins)
-        if holder is not None:
-            return {"reference": f"Patient/{holder}"}
-        if key in self.new_patients:
-            return {"reference": f"Patient/{self.new_patients[key].id}"}
-        if cda is None or cda.header.record_target is None:
-            raise errors.unprocessable(
-                f"No Patient holds INS {ins[1]}: create it in the Bundle",
-                "DocumentReference.subject",
-            )
-        pid = new_id()
-        resource = patient_from_cda(cda.header.record_target, pid)
-        patient, *audit = await open_record(ctx, resource, self.now, "ITI-65")
-        self.new_patients[key] = patient
-        self.record_audit += audit
-        return {"reference": f"Patient/{pid}"}
 
 
 async def run_publication(
