@@ -1,4 +1,4 @@
-"""Search benchmark (issue 5, item 5): ITI-67 queries at 10k, 100k and 1M documents.
+"""Search benchmark: ITI-67 queries at 10k, 100k and 1M documents.
 
     python benchmarks/search.py                       # 10k, 100k, 1M (long)
     python benchmarks/search.py --sizes 10000,100000  # quick

@@ -2,9 +2,8 @@
 
 `POST /fhir/DocumentReference/$import-cda` is what laboratories and hospitals call
 hundreds of times a second. FastAPI's routing, dependency solving and exception layers
-cost each call ~45 us more than this middleware does (82 against 36 us per request through
-the ASGI app, measured in process), for a route that takes no parameters: over a filing's
-~3.5 ms of server CPU, a few per cent. This ASGI middleware calls the same handler with
+cost each call more than this middleware does, for a route that takes no parameters: a few
+per cent of a filing's server CPU (benchmarks/RESULTS.md). This ASGI middleware calls the same handler with
 the same Request, and answers its errors through the same exception handlers
 (`api.errors.HANDLERS`); every other request goes on to the application unchanged.
 """

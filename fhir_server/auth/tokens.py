@@ -5,8 +5,8 @@ Two configurations, one verifier:
 - **dev**: `DevIssuer.load_or_create(data_dir)` generates an RSA-2048 key pair once into
   `<data_dir>/dev-issuer-key.pem` (mode 0600, created atomically, reused on restart) and
   mints RS256 tokens (`dmp-fhir token`); `TokenVerifier.dev(issuer)` verifies them. RSA
-  rather than P-256 because RSA verification is about twice as fast (public exponent
-  65537), which keeps a verification well under 200 µs.
+  rather than P-256 because RSA verification (public exponent 65537) is the faster of the
+  two (benchmarks/RESULTS.md).
 - **oidc**: `TokenVerifier.oidc(issuer, audience, jwks)` where `jwks` is a file path (read
   once) or an https URL (`jwt.PyJWKClient`, which caches the key set, not verdicts).
 

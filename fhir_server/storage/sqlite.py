@@ -44,11 +44,10 @@ from fhir_server.storage.sqlite_writer import (
 
 T = TypeVar("T")
 
-# Bytes per database page, for new stores: SQLite's default, kept on measurement. 8 KiB
-# pages halved the WAL frames of a filed CDA (+3-13 % docs/s filing the ANS CR-BIO over
-# HTTP), but every audited read commits a small AuditEvent whose ~15 B-tree leaves then
-# weigh twice as much: the search benchmark lost 25-40 % of its throughput (196-245 against
-# 395 req/s with one client at 10k documents). Reads outnumber filings in the DMP.
+# Bytes per database page, for new stores: SQLite's default. Larger pages write a filed CDA
+# in fewer WAL frames, but every audited read commits a small AuditEvent that touches a
+# dozen or so B-tree leaves, each a whole page: reads, which outnumber filings in the DMP,
+# lose more than filings gain (benchmarks/RESULTS.md, "4 KiB database pages").
 PAGE_SIZE = 4096
 
 
@@ -220,8 +219,8 @@ class SqliteStore:
         return await loop.run_in_executor(self._reader_exec, self._guard, fn)
 
     def _point(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A lookup by key (a few pages of a B-tree, tens of microseconds): run on the
-        calling thread's own connection. A hop to a reader thread costs more than the
+        """A lookup by key (a few pages of a B-tree): run on the calling thread's own
+        connection. A hop to a reader thread costs more than the
         query, and under load the two threads trade the GIL on every statement."""
         return self._guard(fn)
 
@@ -652,10 +651,10 @@ class SqliteStore:
 
     async def search(self, plan: Any) -> Any:
         if sqlite_search.is_bounded(plan):
-            # A patient- or id-scoped search reads a handful of rows through indexes
-            # (~0.1 ms): run it on the event loop's own connection. The hop to a reader
-            # thread costs as much as the query, and under load the two threads trade the
-            # GIL in 5 ms switch intervals, which is what the tail latency was made of.
+            # A patient- or id-scoped search reads a handful of rows through indexes: run
+            # it on the event loop's own connection. The hop to a reader thread costs as
+            # much as the query, and under load the two threads trade the GIL at every
+            # switch interval, which lengthens the tail latency.
             return self._guard(lambda conn: self._search(conn, plan))
         return await self._run_read(lambda conn: self._search(conn, plan))
 

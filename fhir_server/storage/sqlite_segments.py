@@ -1,10 +1,11 @@
 """Document bytes of the embedded store, kept in append-only segment files beside the
 database; a row of the database says where (segment, offset, length).
 
-Kept in the database, a filing's CDA (100+ KiB) was written three times: into the WAL at
-COMMIT (~35 frames, two system calls each), then read back and written again into the
-database file by the checkpoint. That copying was ~0.35 ms of CPU per filing, a tenth of
-a filing's cost. Here the bytes are written once, by one `pwrite` at the end of a segment.
+Kept in the database, a filed CDA (often 100 KiB or more) would be written three times:
+into the WAL at COMMIT (dozens of frames, two system calls each), then read back and
+written again into the database file by the checkpoint, a sizeable share of a filing's
+CPU (benchmarks/RESULTS.md). Here the bytes are written once, by one `pwrite` at the end
+of a segment.
 
 - Durable before referenced: the bytes are written before the group that refers to them
   is applied, and synced before that group's COMMIT (`sync`, called by the group writer).

@@ -8,10 +8,9 @@ filing touches dozens), and should a batch fail (a duplicate, a version conflict
 transaction is rolled back and the group applied again with each batch in a savepoint of
 its own.
 
-Applying a group (its INSERTs, under a millisecond of SQLite per filing) runs on
-the event loop thread that queued it. From a second thread, each of the ~100 statements of a
-filing had to win the GIL back from the loop, which made applying a filing take
-milliseconds. The COMMIT (WAL write and fsync, no Python) runs on the writer thread, so the
+Applying a group (its INSERTs: many short statements per filing) runs on the event loop
+thread that queued it: from a second thread, each statement would have to win the GIL back
+from the loop, and applying a filing would take many times its SQLite work. The COMMIT (WAL write and fsync, no Python) runs on the writer thread, so the
 loop serves other requests while the disk works, and what they queue forms the next group.
 
 Checkpoints (copying the WAL back into the database file, and syncing it) run on a thread
@@ -271,9 +270,9 @@ class GroupWriter:
             self._busy = True
         if start:
             # after the callbacks already due on this loop: the requests they carry reach
-            # their own commit first and share this group. Applied at once, a group held a
-            # single filing nine times out of ten (commits no longer wait for the disk),
-            # and each paid for its own pages written to the WAL.
+            # their own commit first and share this group. Applied at once, most groups
+            # would hold a single filing (commits do not wait for the disk), each paying
+            # for its own pages written to the WAL.
             loop.call_soon(self._begin)
         return await future
 

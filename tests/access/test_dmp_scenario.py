@@ -1,4 +1,4 @@
-"""The DMP's access rules as a newcomer would try them (issue 6, "Done when"): tokens for
+"""The DMP's access rules as a newcomer would try them: tokens for
 a patient, a treating physician, a stranger doctor and an insurer; authorisation by the
 patient, masking, break-glass, and the patient reading every access in their history."""
 

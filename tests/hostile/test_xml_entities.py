@@ -125,15 +125,13 @@ def test_cda_fixtures_refused_by_the_header_reader(fixture):
 
 @pytest.mark.parametrize("fixture", ["broken-xxe-passwd.xml", "broken-billion-laughs.xml"])
 def test_cda_filing_over_http_refused(client, fixture):
-    """`$import-cda` (issue 4) answers 404/405 until it lands; then it must refuse."""
+    """`$import-cda` refuses hostile XML and stores nothing."""
     before = snapshot(client)
     r = client.post(
         "/fhir/DocumentReference/$import-cda",
         content=(CDA_FIXTURES / fixture).read_bytes(),
         headers={"content-type": "application/hl7-cda+xml", **auth_headers()},
     )
-    if r.status_code in (404, 405):
-        pytest.skip("POST DocumentReference/$import-cda is not served yet")
     assert_refused(r, 400)
     assert "root:" not in r.text
     assert snapshot(client) == before

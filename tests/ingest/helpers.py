@@ -69,7 +69,7 @@ def counts(client: Any) -> dict[str, int]:
 
 def documents_of_all_patients(client: Any) -> list[dict[str, Any]]:
     """Every DocumentReference, patient by patient: a DocumentReference search must name
-    the patient and the status (PDSm ITI-67, issue 5)."""
+    the patient and the status (PDSm ITI-67)."""
     r = client.get("/fhir/Patient", params={"_count": 1000}, headers=FHIR_JSON)
     assert r.status_code == 200, r.text
     docs = []

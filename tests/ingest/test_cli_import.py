@@ -32,7 +32,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def _documents(base: str) -> list[dict]:
-    # a DocumentReference search must name the patient and the status (PDSm, issue 5)
+    # a DocumentReference search must name the patient and the status (PDSm ITI-67)
     patients = httpx.get(f"{base}/Patient", params={"_count": 100}).json()
     docs = []
     for p in patients.get("entry") or []:

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from fhir_server.cda.mapping import map_cda
-from fhir_server.fhir.mhd import MHD_LIST_TYPES, PDSM
+from scripts.provide_bundle import provide_bundle
 from tests.ingest.helpers import (
     DOCUMENTS,
     FHIR_JSON,
@@ -29,62 +28,6 @@ OTHER_INS = "180017511100092"  # a valid NIR key, not the document's patient
 
 def _urn() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
-
-
-def provide_bundle(data: bytes, *, patient_in_bundle: bool = True, **doc_changes: Any) -> dict:
-    """An ITI-65 Bundle as a sending system would build it: SubmissionSet, DocumentReference
-    (metadata from the CDA, without size and hash), Binary, and the Patient."""
-    mapping = map_cda(data, binary_id="x")
-    doc = copy.deepcopy(mapping.document_reference)
-    urls = {"set": _urn(), "doc": _urn(), "bin": _urn(), "pat": _urn()}
-    attachment = doc["content"][0]["attachment"]
-    attachment["url"] = urls["bin"]
-    del attachment["size"], attachment["hash"]
-    if patient_in_bundle:
-        doc["subject"] = {"reference": urls["pat"]}
-    doc.update(doc_changes)
-    submission_set = {
-        "resourceType": "List",
-        "meta": {"profile": [PDSM + "pdsm-submissionset-comprehensive"]},
-        "identifier": [
-            {
-                "use": "usual",
-                "system": "urn:ietf:rfc:3986",
-                "value": "urn:oid:1.2.3.4." + str(uuid.uuid4().int)[:12],
-            }
-        ],
-        "status": "current",
-        "mode": "working",
-        "code": {"coding": [{"system": MHD_LIST_TYPES, "code": "submissionset"}]},
-        "date": "2024-01-01T00:00:00+01:00",
-        "entry": [{"item": {"reference": urls["doc"]}}],
-    }
-    if patient_in_bundle:
-        submission_set["subject"] = {"reference": urls["pat"]}
-    entries = [
-        (urls["set"], submission_set, "List"),
-        (urls["doc"], doc, "DocumentReference"),
-        (
-            urls["bin"],
-            {
-                "resourceType": "Binary",
-                "contentType": "text/xml",
-                "data": base64.b64encode(data).decode(),
-            },
-            "Binary",
-        ),
-    ]
-    if patient_in_bundle:
-        entries.append((urls["pat"], mapping.patient, "Patient"))
-    return {
-        "resourceType": "Bundle",
-        "meta": {"profile": [PDSM + "pdsm-comprehensive-provide-document-bundle"]},
-        "type": "transaction",
-        "entry": [
-            {"fullUrl": url, "resource": res, "request": {"method": "POST", "url": rtype}}
-            for url, res, rtype in entries
-        ],
-    }
 
 
 def post(client, bundle):

@@ -1,4 +1,4 @@
-"""The rule matrix of issue 6: actor x action x label x access mode, as an explicit table.
+"""The DMP rule matrix: actor x action x label x access mode, as an explicit table.
 
 Each cell is one character per label column, in this order:
 none, MASQUE_PS, INVISIBLE_PATIENT inside its month, INVISIBLE_PATIENT after its month,

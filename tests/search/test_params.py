@@ -12,7 +12,7 @@ from fhir_server.search.params import SEARCH_PARAMS, describe_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# the parameters issue 5 asks for, by type
+# the parameters the server must support (PDSm ITI-67 and the DMP), by type
 REQUIRED = {
     "DocumentReference": "patient subject identifier status category type date period event facility setting security-label format author relatesto contenttype",
     "Patient": "identifier family given name birthdate gender active general-practitioner",
