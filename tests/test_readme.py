@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash.live_server import LiveServer
+from fhir_server.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
