@@ -12,8 +12,8 @@ import pytest
 
 from tests.access.conftest import AUTHOR, HOSPITAL, STRANGER, TREATING
 from tests.access.test_dmp_scenario import _consent, _document, _patient
-from tests.clients.conftest import Live
 from tests.conftest import INS_TEST_SYSTEM, VALID_INS, nir_with_key, patient
+from tests.live_app import Live
 
 fhirpy = pytest.importorskip("fhirpy")
 
