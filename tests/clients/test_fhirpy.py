@@ -67,10 +67,12 @@ def test_async_client_counts_gets_or_creates_and_pages(open_server: Live) -> Non
         pid = next(iter(ids))
         docs = client.resources("DocumentReference").search(patient=pid, status="current")
         assert await docs.count() == 0
+        filed = set()
         for n in range(3):
-            await client.resource("DocumentReference", **_document(pid, f"doc {n}")).save()
+            doc = client.resource("DocumentReference", **_document(pid, f"doc {n}"))
+            filed.add((await doc.save()).id)
         assert await docs.count() == 3
-        assert len(await docs.limit(1).fetch_all()) == 3
+        assert {d.id for d in await docs.limit(1).fetch_all()} == filed
 
     asyncio.run(scenario())
 
