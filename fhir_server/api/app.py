@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -31,6 +32,8 @@ from fhir_server.storage.port import Store
 
 # where the FHIR API is served (the capability statement and every interaction)
 FHIR_BASE = "/fhir"
+# where the API pages' scripts and styles are served
+DOCS_ASSETS = "/docs/assets"
 SWITCH_INTERVAL_S = 0.0005
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -67,11 +70,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         finally:
             await store.close()
 
-    app = FastAPI(
+    # the API pages (Swagger UI at /docs, ReDoc at /redoc) load their scripts and styles
+    # from this server, not from a CDN: hospital networks often have no internet
+    app = FastAPIOffline(
         title="DMP FHIR server",
         version=__version__,
         lifespan=lifespan,
         docs_url="/docs",
+        redoc_url="/redoc",
+        static_url=DOCS_ASSETS,
+        # no call to the public spec validator either
+        swagger_ui_parameters={"validatorUrl": None},
         openapi_url="/openapi.json",
         **_NO_TELEMETRY,
     )
@@ -82,7 +91,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(FilingRoute, path=FHIR_BASE + documents.IMPORT_CDA_PATH)
     if settings.access_log:  # added last, so outermost: it times every route
         app.add_middleware(AccessLog)
-    openapi.install(app)
+    openapi.install(app, bearer=settings.auth != "none")
 
     @app.get("/health")
     async def health() -> Response:

@@ -1,7 +1,8 @@
 """The OpenAPI description, filled in where FastAPI cannot see: the routes take a raw
 `Request` (FHIR bodies come in two formats and are validated by the FHIR models), so the
 generated document has no request bodies, no search parameters and free-form path
-parameters. This adds them, so clients and API fuzzers (schemathesis) reach real paths."""
+parameters. This adds them, so clients and API fuzzers (schemathesis) reach real paths;
+and, when the server verifies tokens, the bearer scheme the FHIR routes require."""
 
 from __future__ import annotations
 
@@ -151,9 +152,30 @@ _EXTRA: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def enrich(schema: dict[str, Any]) -> dict[str, Any]:
+BEARER = "bearer"
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "An access token of the issuer this server trusts (Pro Santé Connect, or "
+    "the development issuer: `dmp-fhir token`): the token alone, sent as "
+    "`Authorization: Bearer <token>`.",
+}
+# the FHIR routes open to anyone (as /health and the API description)
+_OPEN = {("get", "/fhir/metadata")}
+
+
+def enrich(schema: dict[str, Any], *, bearer: bool = False) -> dict[str, Any]:
+    """With `bearer`, the token scheme is declared and required by every FHIR route but
+    the capability statement (Swagger UI then shows its Authorize button)."""
+    if bearer:
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = dict(
+            _BEARER_SCHEME
+        )
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            if bearer and path.startswith("/fhir") and (method, path) not in _OPEN:
+                operation["security"] = [{BEARER: []}]
             for param in operation.get("parameters", []):
                 if param.get("in") == "path" and param["name"] in _PATH:
                     param["schema"] = dict(_PATH[param["name"]])
@@ -165,7 +187,9 @@ def enrich(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, bearer: bool) -> None:
+    """`bearer`: the server verifies tokens (any auth mode but "none")."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = enrich(
@@ -174,7 +198,8 @@ def install(app: FastAPI) -> None:
                     version=app.version,
                     description=app.description,
                     routes=app.routes,
-                )
+                ),
+                bearer=bearer,
             )
         return app.openapi_schema
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -107,6 +107,21 @@ def _query(request: Request) -> list[tuple[str, str]]:
 
 # -- type level --------------------------------------------------------------------------
 
+# query parameters of a create that shape the answer rather than name a condition
+_ANSWER_PARAMS = frozenset({"_format", "_pretty"})
+
+
+def _create_condition(request: Request) -> str | None:
+    """The conditional create's search: the If-None-Exist header, or the same search as
+    the URL's query (`POST [type]?[search]`, as fhirpy's get_or_create sends it)."""
+    header = request.headers.get("if-none-exist")
+    query = [(k, v) for k, v in _query(request) if k not in _ANSWER_PARAMS]
+    if header is not None and query:
+        raise errors.bad_request(
+            "A conditional create names its search once: in If-None-Exist or in the query"
+        )
+    return header if header is not None else (urlencode(query) if query else None)
+
 
 @router.post("/{rtype}")
 async def create_route(request: Request, rtype: str) -> Response:
@@ -116,7 +131,7 @@ async def create_route(request: Request, rtype: str) -> Response:
         out = await simplified_publish.simplified_publish(context(request), body)  # ITI-105
         return write_response(request, out.stored, out.status, base_url(request), out.message)
     out = await create.create(
-        context(request), rtype, body, if_none_exist=request.headers.get("if-none-exist")
+        context(request), rtype, body, if_none_exist=_create_condition(request)
     )
     return write_response(request, out.stored, out.status, base_url(request), out.message)
 

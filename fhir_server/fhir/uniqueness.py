@@ -5,6 +5,7 @@ SubmissionSet per uniqueId."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fhir_server.fhir.ins import INS_SYSTEMS
 from fhir_server.fhir.mhd import is_submission_set, submission_set_unique_ids
@@ -67,9 +68,10 @@ def unique_keys(rtype: str, resource: dict[str, Any] | None) -> tuple[str, ...]:
 
 def condition_key(rtype: str, query: str) -> str:
     """The key a conditional create holds, so that racing creates with the same condition
-    collide in the database. The query is normalised (sorted parameters)."""
-    parts = sorted(p for p in query.split("&") if p)
-    return f"{rtype}{CONDITION}{'&'.join(parts)}"
+    collide in the database. The query is normalised (decoded, sorted, encoded again), so
+    the same search written with or without percent-encoding holds the same key."""
+    pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    return f"{rtype}{CONDITION}{urlencode(pairs, quote_via=quote, safe=':|/,')}"
 
 
 def unique_key_kind(key: str) -> str:

@@ -56,7 +56,7 @@ class _Draft:
     where: list[Cond] = field(default_factory=list)
     sort: Sort = Sort()
     cursor_token: str | None = None
-    total: str = "none"
+    total: str | None = None  # None: the client did not say
     summary: str | None = None
     elements: tuple[str, ...] = ()
     includes: list[Include] = field(default_factory=list)
@@ -379,6 +379,9 @@ def parse(
         _check_required(d)
     if d.summary == "count":
         d.count, d.total = 0, "accurate"
+    elif d.total is None:
+        # a page of no entries is asked for its total (FHIR: `_count=0` counts)
+        d.total = "accurate" if d.count == 0 else "none"
     fp = fingerprint(rtype, params)
     cursor = decode_cursor(d.cursor_token, fp) if d.cursor_token is not None else None
     return SearchPlan(

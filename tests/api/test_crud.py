@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 
@@ -149,6 +150,22 @@ def test_conditional_create(client):
     assert again.json()["id"] == first.json()["id"]
 
 
+def test_conditional_create_by_query(client):
+    # the search in the URL, as fhirpy's get_or_create sends it
+    path = f"/fhir/Patient?identifier={INS_TEST_SYSTEM}|{VALID_INS}&_format=json"
+    first = client.post(path, json=patient(), headers=FHIR_JSON)
+    assert first.status_code == 201
+    again = client.post(path, json=patient(), headers=FHIR_JSON)
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    # the condition given twice is refused, whatever the two say
+    both = client.post(path, json=patient(), headers={**FHIR_JSON, "If-None-Exist": "_id=x"})
+    assert both.status_code == 400
+    # _format alone is no condition: a plain create, refused as a second holder of the INS
+    plain = client.post("/fhir/Patient?_format=json", json=patient(), headers=FHIR_JSON)
+    assert plain.status_code == 409
+
+
 @pytest.mark.mongo_gap(
     "a transaction whose commit lost a write conflict leaves its unique-index entries behind "
     "for a moment, so the rerun gets a spurious duplicate key",
@@ -161,7 +178,11 @@ def test_concurrent_conditional_creates_leave_one(client):
         "identifier": [{"system": "urn:example:mrn", "value": "MRN-42"}],
     }
 
-    def go(_):
+    def go(n):
+        if n % 2:  # the same search in the URL, percent-encoded: the same condition
+            return client.post(
+                f"/fhir/Patient?identifier={quote(ident, safe='')}", json=res, headers=FHIR_JSON
+            )
         return client.post(
             "/fhir/Patient", json=res, headers={**FHIR_JSON, "If-None-Exist": f"identifier={ident}"}
         )

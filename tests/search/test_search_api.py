@@ -584,6 +584,11 @@ def test_total_modes_and_summary_count(client, world):
     counted = search(client, q(w, "_summary=count"))
     assert counted["total"] == 3
     assert ids(counted) == []
+    # a page of no entries answers the total too, unless the client says _total=none
+    empty = search(client, q(w, "_count=0"))
+    assert (empty["total"], ids(empty)) == (3, [])
+    assert [link["relation"] for link in empty["link"]] == ["self"]
+    assert "total" not in search(client, q(w, "_count=0&_total=none"))
     search(client, q(w, "_total=maybe"), status=400)
 
 
