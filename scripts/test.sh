@@ -47,5 +47,17 @@ if [ -z "${MONGODB_URI:-}" ]; then
   fi
 fi
 
+# The API pages are tested in a real browser: Debian's chromium and chromium-driver (never a
+# browser downloaded by a Python package). Without them those tests skip, with the reason.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium and chromium-driver (Debian) for the browser tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+      >/dev/null 2>&1 || echo "WARNING: chromium could not be installed: the browser tests will skip" >&2
+  else
+    echo "WARNING: no chromium/chromedriver: the browser tests will skip" >&2
+  fi
+fi
+
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
