@@ -19,7 +19,7 @@ from fhir_server.fhir.transaction_bundle import (
     response_bundle,
     rewrite,
 )
-from fhir_server.interactions import create, delete, read, update
+from fhir_server.interactions import conditional_references, create, delete, read, update
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.versioning import new_id
@@ -94,6 +94,19 @@ async def _prepare(ctx: Context, e: Entry) -> None:
             e.existing = await read.read(ctx, e.rtype, e.id)
 
 
+async def resolve_conditional_references(ctx: Context, entries: list[Entry]) -> None:
+    """`Patient?identifier=...` anywhere a reference is: rewritten to the one resource the
+    actor may see that it names, before anything else looks at the entries."""
+    for e in entries:
+        if e.resource is None or not conditional_references.refs.find(e.resource):
+            continue
+        try:
+            resolved = await conditional_references.resolve_all(ctx, [e.resource])
+        except FhirError as exc:
+            raise relocate(exc, e.index) from None
+        e.resource = conditional_references.refs.rewrite(e.resource, resolved)
+
+
 class TransactionHook(Protocol):
     """Extra rules of a specialised transaction (MHD ITI-65), kept out of the generic code."""
 
@@ -111,6 +124,7 @@ async def prepare_transaction(
     ctx: Context, entries: list[Entry], hook: TransactionHook | None = None
 ) -> list[Write]:
     """Every Write of the transaction, in entry order, then the hook's extra writes."""
+    await resolve_conditional_references(ctx, entries)
     resolved = await hook.before(ctx, entries) if hook else {}
     await _match_conditions(ctx, entries)
     mapping = {**_assign_ids(entries), **resolved}
