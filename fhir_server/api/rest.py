@@ -123,7 +123,8 @@ async def create_route(request: Request, rtype: str) -> Response:
 
 async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
     resource_type(rtype, "search-type")
-    strict = prefer(request, "handling") == "strict"
+    # unknown parameters are refused (400) unless the client asks for lenient handling
+    strict = prefer(request, "handling") != "lenient"
     out = await search.search(context(request), rtype, params, strict=strict)
     result = out.result
     bundle = searchset_bundle(
