@@ -22,6 +22,7 @@ from fhir_server.api.formats import (
 )
 from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.api.security import authenticate
+from fhir_server.fhir import patches
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
@@ -218,14 +219,35 @@ async def update_route(request: Request, rtype: str, id: str) -> Response:
 
 
 async def _patch_body(request: Request) -> Any:
+    """JSON Patch (`application/json-patch+json`) or FHIRPath Patch (a `Parameters` in
+    `application/fhir+json` or `application/fhir+xml`)."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if ctype not in ("application/json-patch+json", "application/json"):
+    fhir = ctype in ("application/fhir+json", "application/fhir+xml")
+    if ctype not in ("application/json-patch+json", "application/json") and not fhir:
         raise errors.FhirError(
             415,
-            [errors.Issue("not-supported", "PATCH takes application/json-patch+json (JSON Patch)")],
+            [
+                errors.Issue(
+                    "not-supported",
+                    "PATCH takes application/json-patch+json (JSON Patch) or a FHIRPath Patch "
+                    "Parameters in application/fhir+json",
+                )
+            ],
         )
     raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
-    return parse_body(raw, "application/fhir+json")
+    body = parse_body(raw, ctype if fhir else "application/fhir+json")
+    if fhir and not patches.is_fhirpath_patch(body):
+        raise errors.FhirError(
+            415,
+            [
+                errors.Issue(
+                    "not-supported",
+                    f"A PATCH in {ctype} is a FHIRPath Patch Parameters; a JSON Patch is sent "
+                    "as application/json-patch+json",
+                )
+            ],
+        )
+    return body
 
 
 @router.patch("/{rtype}/{id}")
@@ -252,6 +274,17 @@ async def conditional_patch_route(request: Request, rtype: str) -> Response:
 async def delete_route(request: Request, rtype: str, id: str) -> Response:
     resource_type(rtype, "delete")
     await delete.delete(context(request), rtype, id)
+    return Response(status_code=204)
+
+
+@router.delete("/{rtype}")
+async def conditional_delete_route(request: Request, rtype: str) -> Response:
+    """Conditional delete (TD3.3c by uniqueId): the one resource the actor may see that the
+    query names, deleted under the same rules as DELETE by id."""
+    resource_type(rtype, "delete")
+    ctx = context(request)
+    id = await patch.resolve_conditional(ctx, rtype, request.url.query)
+    await delete.delete(ctx, rtype, id)
     return Response(status_code=204)
 
 

@@ -4,8 +4,11 @@ server assigns, and the response Bundle."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from fhir_server import errors
 from fhir_server.errors import FhirError, Issue
@@ -13,8 +16,15 @@ from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.records import Stored, Write
 
 # FHIR's processing order inside a transaction
-ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
-WRITE_INTERACTION = {"POST": "create", "PUT": "update", "DELETE": "delete", "GET": "read"}
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
+WRITE_INTERACTION = {
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+    "GET": "read",
+}
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass
@@ -27,6 +37,10 @@ class Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: str | None
+    # the search of a conditional PATCH or DELETE (request.url `Type?query`)
+    query: str = ""
+    # a PATCH entry's body: FHIRPath Patch Parameters, or JSON Patch operations
+    patch: Any = None
     # outcome
     write: Write | None = None
     # the audit and notifications that go with `write`, in the same commit
@@ -57,7 +71,8 @@ def _parse_entry(i: int, raw: Any) -> Entry:
         if value is not None and not isinstance(value, str):
             raise errors.bad_request(f"{element} must be a string", _where(i, element))
     method = str(request.get("method", "")).upper()
-    url = (request.get("url") or "").split("?", 1)[0].strip("/")
+    url, _, query = (request.get("url") or "").partition("?")
+    url = url.strip("/")
     if method not in ORDER:
         raise errors.bad_request(
             f"Unsupported request.method {method!r}", _where(i, "request.method")
@@ -70,20 +85,42 @@ def _parse_entry(i: int, raw: Any) -> Entry:
     if not rt.allows(WRITE_INTERACTION[method]):
         raise errors.method_not_allowed(f"{method} is not allowed on {rtype}")
     rid = parts[1] if len(parts) > 1 else None
-    if method in ("PUT", "DELETE", "GET") and not rid:
+    conditional = method in ("PATCH", "DELETE") and bool(query) and not rid
+    if method in ("PUT", "DELETE", "GET", "PATCH") and not rid and not conditional:
         raise errors.bad_request(f"{method} needs Type/id in request.url", _where(i, "request.url"))
     resource = raw.get("resource")
-    if method in ("POST", "PUT") and not isinstance(resource, dict):
+    if method in ("POST", "PUT", "PATCH") and not isinstance(resource, dict):
         raise errors.bad_request(f"{method} needs a resource", _where(i, "resource"))
+    body = patch_body(i, resource) if method == "PATCH" else None
     return Entry(
         i,
         method,
         rtype,
         rid,
-        resource,
+        None if method == "PATCH" else resource,
         raw.get("fullUrl"),
         request.get("ifNoneExist"),
         request.get("ifMatch"),
+        query if conditional else "",
+        body,
+    )
+
+
+def patch_body(i: int, resource: dict[str, Any]) -> Any:
+    """A PATCH entry's body: a FHIRPath Patch `Parameters` as it is, a JSON Patch as the
+    Binary FHIR carries it in a Bundle."""
+    if resource.get("resourceType") == "Parameters":
+        return resource
+    if resource.get("resourceType") == "Binary" and resource.get("contentType") == JSON_PATCH:
+        try:
+            return orjson.loads(base64.b64decode(resource.get("data") or "", validate=True))
+        except (ValueError, orjson.JSONDecodeError):
+            raise errors.bad_request(
+                "The Binary does not hold a JSON Patch", _where(i, "resource.data")
+            ) from None
+    raise errors.bad_request(
+        f"A PATCH entry holds a FHIRPath Patch Parameters or a Binary of contentType {JSON_PATCH}",
+        _where(i, "resource"),
     )
 
 

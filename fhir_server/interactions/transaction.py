@@ -19,7 +19,14 @@ from fhir_server.fhir.transaction_bundle import (
     response_bundle,
     rewrite,
 )
-from fhir_server.interactions import conditional_references, create, delete, read, update
+from fhir_server.interactions import (
+    conditional_references,
+    create,
+    delete,
+    patch,
+    read,
+    update,
+)
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.versioning import new_id
@@ -82,8 +89,16 @@ async def _prepare(ctx: Context, e: Entry) -> None:
             ctx, e.rtype, e.id, e.resource, if_match=e.if_match
         )
         e.status = 201 if creates else 200
+    elif e.method == "PATCH":
+        if e.id is None:  # conditional: the one document the actor may see
+            e.id = await patch.resolve_conditional(ctx, e.rtype, e.query)
+        e.write, *e.extra = await patch.prepare_patch(
+            ctx, e.rtype, e.id, e.patch, if_match=e.if_match
+        )
+        e.status = 200
     elif e.method == "DELETE":
-        assert e.id is not None
+        if e.id is None:
+            e.id = await patch.resolve_conditional(ctx, e.rtype, e.query)
         deletion = await delete.prepare_delete(ctx, e.rtype, e.id)
         if deletion is not None:
             e.write, *e.extra = deletion
@@ -129,6 +144,8 @@ async def prepare_transaction(
     await _match_conditions(ctx, entries)
     mapping = {**_assign_ids(entries), **resolved}
     for e in entries:
+        if e.patch is not None:
+            e.patch = rewrite(e.patch, mapping)
         if e.resource is not None:
             e.resource = rewrite(e.resource, mapping)
             if e.method == "POST":
