@@ -198,9 +198,11 @@ async def visible(gate: Gate, entries: list[Stored]) -> list[Stored]:
     return kept
 
 
-async def sees_stored(gate: Gate, stored: Stored) -> bool:
+async def sees_stored(gate: Gate, stored: Stored, *, known: bool = False) -> bool:
     """Whether the actor may see a resource a query found (a cheap check: its record and,
-    for a document, its labels; a Binary through `Gate.read`)."""
+    for a document, its labels; a Binary through `Gate.read`). `known`: whether they may
+    know it exists (`Gate.sees`: a filer knows its own documents without the right to read
+    the record), for the lookups of writes, which the write then judges."""
     if gate.trusted:
         return True
     res = stored.resource or {}
@@ -218,13 +220,18 @@ async def sees_stored(gate: Gate, stored: Stored) -> bool:
         labels = {s.get("code") for s in (res.get("meta") or {}).get("security") or []}
         if "INVISIBLE_REPRESENTANTS_LEGAUX" in labels:
             return False
+    if known:
+        return gate.sees(rtype, record, doc)
     action = READ_ACTION.get(rtype, Action.READ)
     return gate.decide(action, record, doc).permit
 
 
-async def find(gate: Gate, rtype: str, query: str, *, purpose: str) -> Stored | None:
-    """The one resource a conditional operation (If-None-Exist, conditional PATCH) names,
-    among those the actor may see: a match they may not see is no match (audited in its
+async def find(
+    gate: Gate, rtype: str, query: str, *, purpose: str, known: bool = False
+) -> Stored | None:
+    """The one resource a conditional operation (If-None-Exist, conditional PATCH or
+    DELETE, a conditional reference) names, among those the actor may see (`known`: may
+    know exists, see `sees_stored`): a match they may not see is no match (audited in its
     record as a probe, in the same commit as the lookup's own audit)."""
     params = parse_qsl(query, keep_blank_values=True)
     if not params:
@@ -242,7 +249,7 @@ async def find(gate: Gate, rtype: str, query: str, *, purpose: str) -> Stored | 
         except ValueError:
             raise errors.bad_request("Invalid paging cursor", "_cursor") from None
         for stored in result.entries:
-            (seen if await sees_stored(gate, stored) else probes).append(stored)
+            (seen if await sees_stored(gate, stored, known=known) else probes).append(stored)
         if len(seen) > 1 or result.next_cursor is None:
             break
         plan = parse_query(

@@ -27,7 +27,8 @@ async def resolve_conditional(ctx: Context, rtype: str, query: str) -> str:
     names (none: 404, the answer of an unknown id; several: 412)."""
     if not query:
         raise errors.bad_request("A conditional patch needs search parameters")
-    found = await searches.find(ctx.gate, rtype, query, purpose="Conditional patch")
+    # the write then judges the actor on the document: a filer finds its own (TD3.3)
+    found = await searches.find(ctx.gate, rtype, query, purpose="Conditional patch", known=True)
     if found is None:
         raise errors.not_found(f"No {rtype} matches {query!r}")
     return found.id

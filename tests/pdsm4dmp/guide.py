@@ -66,10 +66,17 @@ def entry(url: str, resource: dict[str, Any], method: str, request_url: str) -> 
     return {"fullUrl": url, "resource": resource, "request": {"method": method, "url": request_url}}
 
 
-def iti65(data: bytes, subject: str = INS_REF, *extra: dict[str, Any]) -> dict[str, Any]:
-    """TD2 `Bundle-example-td2-iti65-lot-soumission`: SubmissionSet, document, Binary."""
+def iti65(
+    data: bytes, subject: str = INS_REF, *extra: dict[str, Any], replaces: str | None = None
+) -> dict[str, Any]:
+    """TD2 `Bundle-example-td2-iti65-lot-soumission`: SubmissionSet, document, Binary;
+    TD2.1 `Bundle-example-td2-1-remplacement` with `replaces` and a PATCH entry in `extra`."""
     urls = {"set": urn(), "doc": urn(), "bin": urn()}
     doc = document_reference(data, urls["bin"], subject)
+    if replaces is not None:
+        doc["relatesTo"] = [
+            {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
+        ]
     return {
         "resourceType": "Bundle",
         "meta": {"profile": [PDSM + "pdsm-comprehensive-provide-document-bundle"]},
