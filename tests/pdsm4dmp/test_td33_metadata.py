@@ -125,10 +125,11 @@ def test_td33d_archive_and_unarchive_with_the_guides_selector(world):
     assert r.status_code == 200, r.text
     assert {"url": IS_ARCHIVED, "valueBoolean": True} in r.json()["extension"]
     current = f"{DR}?patient={world.victim}&status=current"
-    ids = lambda q: [
-        e["resource"]["id"]
-        for e in world.client.get(q, headers=world.as_("holder")).json().get("entry", [])
-    ]  # noqa: E731
+
+    def ids(query: str) -> list[str]:
+        found = world.client.get(query, headers=world.as_("holder")).json()
+        return [e["resource"]["id"] for e in found.get("entry", [])]
+
     assert world.plain.id not in ids(current)
     assert world.plain.id in ids(current + "&isArchived=true")
     r = _patch(world, "holder", world.plain, [{"op": "replace", "path": path, "value": False}])
