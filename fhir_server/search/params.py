@@ -110,6 +110,15 @@ _DOCUMENT_REFERENCE = [
         targets=("DocumentReference",),
         by_identifier=True,
     ),
+    _p(
+        "custodian",
+        "reference",
+        "custodian",
+        "The organisation that keeps the document (by reference, or by identifier: the "
+        "FINESS of the filing establishment)",
+        targets=("Organization",),
+        by_identifier=True,
+    ),
     _p("relation", "token", "relatesTo.code", "replaces | transforms | signs | appends"),
     _p("contenttype", "token", "content.attachment.contentType", "MIME type of the content"),
     _p("creation", "date", "content.attachment.creation", "Date the attachment was created"),
