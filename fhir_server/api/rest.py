@@ -14,8 +14,9 @@ from starlette.responses import Response
 from fhir_server import errors
 from fhir_server.api.formats import (
     JSON,
+    RAW,
+    binary_format,
     body_format,
-    explicit_format,
     parse_body,
     read_body,
     response_format,
@@ -90,10 +91,14 @@ async def _resource_body(request: Request, rtype: str) -> Any:
 
 
 def _binary_raw(request: Request, stored: Stored) -> Response | None:
-    """Binary read without an explicit FHIR format returns the document's own bytes."""
-    if stored.rtype != "Binary" or explicit_format(request) is not None:
+    """Binary read returns the document's own bytes unless a FHIR format is asked for
+    (`_format`, or an Accept that prefers one: `formats.binary_format`)."""
+    if stored.rtype != "Binary" or request.query_params.get("_format"):
         return None
     res = stored.resource or {}
+    wanted = binary_format(request.headers.get("accept", ""), res.get("contentType", ""))
+    if wanted not in (None, RAW):
+        return None
     # the bytes as the store keeps them, when it keeps them apart; else decoded from JSON
     data = stored.data if stored.data is not None else base64.b64decode(res.get("data", ""))
     headers = resource_headers(stored, base_url(request), location=False)
@@ -325,7 +330,7 @@ async def bundle_route(request: Request) -> Response:
 
     limit = request.app.state.ctx.settings.max_body_bytes
     body = parse_body(await read_body(request, limit), body_format(request))
-    btype, entries = parse_bundle(body)
+    btype, entries = parse_bundle(body, base_url(request))
     if btype == "transaction" and provide_document.is_provide_bundle(entries):
         result = await provide_document.provide_bundle(context(request), body, base_url(request))
         return fhir_response(request, result)  # ITI-65

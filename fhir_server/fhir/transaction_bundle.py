@@ -55,7 +55,7 @@ def _where(i: int, element: str = "") -> str:
     return f"Bundle.entry[{i}]" + (f".{element}" if element else "")
 
 
-def _parse_entry(i: int, raw: Any) -> Entry:
+def _parse_entry(i: int, raw: Any, base: str | None = None) -> Entry:
     if not isinstance(raw, dict):
         raise errors.bad_request("Each entry must be an object", _where(i))
     request = raw.get("request") or {}
@@ -72,6 +72,13 @@ def _parse_entry(i: int, raw: Any) -> Entry:
             raise errors.bad_request(f"{element} must be a string", _where(i, element))
     method = str(request.get("method", "")).upper()
     url, _, query = (request.get("url") or "").partition("?")
+    if "://" in url:
+        # an absolute URL of this server (TD3.2 retrieves attachment.url as given)
+        if base is None or not url.startswith(base.rstrip("/") + "/"):
+            raise errors.bad_request(
+                f"request.url {url!r} is not on this server", _where(i, "request.url")
+            )
+        url = url[len(base.rstrip("/")) + 1 :]
     url = url.strip("/")
     if method not in ORDER:
         raise errors.bad_request(
@@ -169,7 +176,9 @@ def response_entry(base: str, e: Entry, stored: Stored | None) -> dict[str, Any]
     return out
 
 
-def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
+def parse_bundle(bundle: Any, base: str | None = None) -> tuple[str, list[Entry]]:
+    """The Bundle's type and entries; `base`: this server's base URL, which absolute
+    request URLs must start with."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise errors.bad_request("POST [base] takes a Bundle of type transaction or batch")
     btype = bundle.get("type")
@@ -180,7 +189,7 @@ def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
     raw = bundle.get("entry") or []
     if not isinstance(raw, list):
         raise errors.bad_request("Bundle.entry must be a list", "Bundle.entry")
-    return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
+    return btype, [_parse_entry(i, e, base) for i, e in enumerate(raw)]
 
 
 def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored]) -> dict[str, Any]:
