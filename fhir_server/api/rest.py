@@ -295,7 +295,9 @@ async def conditional_delete_route(request: Request, rtype: str) -> Response:
 
 @router.post("/Patient/{id}/$close")
 async def close_record(request: Request, id: str) -> Response:
-    out = await record.set_closed(context(request), id, close=True)
+    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
+    body = parse_body(raw, body_format(request) or JSON) if raw.strip() else None
+    out = await record.set_closed(context(request), id, close=True, body=body)
     return write_response(request, out.stored, out.status, base_url(request))
 
 

@@ -15,6 +15,12 @@ LOCAL = "https://dmp-fhir.invalid/StructureDefinition"
 FILED_AT_URL = f"{LOCAL}/filed-at"
 # a record's closure ($close); its destruction falls due ten years later
 CLOSED_AT_URL = f"{LOCAL}/record-closed-at"
+# the record's closure in the shape the DMP guide reads (TD0.2): a complex extension with
+# dateFermeture (date), motifFermeture (CodeableConcept) and raisonFermeture (string)
+DMP_FERMETURE_URL = "https://interop.esante.gouv.fr/ig/fhir/dmp/StructureDefinition/dmp-fermeture"
+DMP_MOTIF_FERMETURE_SYSTEM = (
+    "https://interop.esante.gouv.fr/ig/fhir/dmp/CodeSystem/dmp-motif-fermeture"
+)
 # the tamper-evident chain of AuditEvents (`audit.chain`)
 CHAIN_PREVIOUS_URL = f"{LOCAL}/audit-chain-previous"
 CHAIN_HASH_URL = f"{LOCAL}/audit-chain-hash"
