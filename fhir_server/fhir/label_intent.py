@@ -91,7 +91,7 @@ def replace_at(labels: list[Any], index: int, value: Any) -> list[Any]:
 
 def add(labels: list[Any], value: Any, index: int | None = None) -> list[Any]:
     """The labels after `value` is added (at `index`, else at the end); a label already
-    carried is not added twice, and N added beside visibility codes means "shown"."""
+    carried is not added twice (nor a second N)."""
     if any(_same(label, value) for label in labels):
         return list(labels)
     if is_normal(value) and any(is_normal(label) for label in labels):

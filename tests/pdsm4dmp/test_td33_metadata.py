@@ -185,3 +185,35 @@ def test_patch_of_a_hidden_document_answers_as_an_unknown_one(world):
     hidden = world.client.patch(f"{DR}/{world.masked.id}", json=body, headers=headers)
     absent = world.client.patch(f"{DR}/{UNKNOWN}", json=body, headers=headers)
     same_answer(hidden, absent, world.masked.id)
+
+
+def test_a_transaction_patch_entry_by_unique_id_with_a_json_patch(world):
+    """A JSON Patch travels in a Bundle as a Binary (FHIR); the entry's url is conditional."""
+    import base64
+    import json
+
+    ops = [
+        {"op": "replace", "path": f"/extension[url:'{IS_ARCHIVED}']/valueBoolean", "value": True}
+    ]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Binary",
+                    "contentType": JSON_PATCH,
+                    "data": base64.b64encode(json.dumps(ops).encode()).decode(),
+                },
+                "request": {
+                    "method": "PATCH",
+                    "url": f"DocumentReference?identifier={world.plain.ident}",
+                },
+            }
+        ],
+    }
+    r = world.client.post("/fhir", json=bundle, headers=world.as_("holder"))
+    assert r.status_code == 200, r.text
+    (answer,) = r.json()["entry"]
+    assert answer["response"]["status"] == "200 OK"
+    assert {"url": IS_ARCHIVED, "valueBoolean": True} in answer["resource"]["extension"]
