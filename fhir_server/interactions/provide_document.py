@@ -275,7 +275,7 @@ async def provide_bundle(ctx: Context, bundle: Json, base: str) -> Json:
     """ITI-65: the transaction-response Bundle."""
     entries, results = await run_publication(
         ctx,
-        lambda: parse_bundle(copy.deepcopy(bundle))[1],
+        lambda: parse_bundle(copy.deepcopy(bundle), base)[1],
         lambda: ProvideDocument(ctx.settings.max_body_bytes),
     )
     return response_bundle(base, entries, results)
