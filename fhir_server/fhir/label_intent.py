@@ -101,8 +101,25 @@ def add(labels: list[Any], value: Any, index: int | None = None) -> list[Any]:
     return out
 
 
+# the codes each known label system holds (v3 Confidentiality; TRE_A07)
+KNOWN_CODES: Mapping[str, frozenset[str]] = {
+    CONFIDENTIALITY_SYSTEM: frozenset({"U", "L", "M", "N", "R", "V"}),
+    VISIBILITY_SYSTEM: VISIBILITY_CODES,
+}
+
+
 def check_kept(before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
-    """A patch may change the confidentiality code, never leave the document without one."""
+    """A patch may change the confidentiality code, never leave the document without one,
+    nor write a code its system does not hold (a patch of `coding[0].code` that turns the
+    confidentiality code into MASQUE_PS would hide nothing)."""
+    for i, label in enumerate(after.get("securityLabel") or []):
+        for c in _codings(label):
+            allowed = KNOWN_CODES.get(str(c.get("system")))
+            if allowed is not None and c.get("code") not in allowed:
+                raise _fail(
+                    f"{c.get('code')!r} is not a code of {c.get('system')}",
+                    f"DocumentReference.securityLabel[{i}]",
+                )
 
     def confidential(doc: Mapping[str, Any]) -> bool:
         return any(visibility_code(label) is None for label in doc.get("securityLabel") or [])

@@ -135,6 +135,13 @@ def test_the_confidentiality_code_is_kept():
         patched("DocumentReference", DOC, [{"op": "remove", "path": "/securityLabel/0"}])
 
 
+def test_a_code_its_system_does_not_hold_is_refused():
+    ops = [{"op": "replace", "path": "/securityLabel/0/coding/0/code", "value": "MASQUE_PS"}]
+    with pytest.raises(FhirError) as exc:
+        patched("DocumentReference", DOC, ops)
+    assert exc.value.status == 422
+
+
 def test_archive_flag_under_either_url_is_stored_under_the_guides():
     old = {**DOC, "extension": [{"url": LEGACY_IS_ARCHIVED_URL, "valueBoolean": False}]}
     path = f"/extension[url:'{LEGACY_IS_ARCHIVED_URL}']/valueBoolean"
