@@ -30,9 +30,10 @@ from fhir_server.fhir.compartment import local_id, patient_of
 from fhir_server.fhir.uniqueness import unique_keys
 from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_filter
 from fhir_server.policy.facts import document_facts
-from fhir_server.policy.tables import READ_ACTION, SEARCH_ACTION
-from fhir_server.search.parse import parse_query
-from fhir_server.search.plan import Not, SearchPlan, SearchResult, TermIn
+from fhir_server.policy.tables import OWN_DOCUMENTS, READ_ACTION, SEARCH_ACTION
+from fhir_server.search.params import params_of
+from fhir_server.search.parse import identifier_cond, parse_query
+from fhir_server.search.plan import Cond, Not, SearchPlan, SearchResult, TermIn
 from fhir_server.storage.port import Stored
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ IDENTITY_MAX = 50
 # the types searched within one record (their store rows carry the record's id)
 COMPARTMENT_TYPES = ("DocumentReference", "Consent", "List", "AuditEvent", "Communication")
 TRAIL_REF_PARAM = {"AuditEvent": "entity", "Communication": "about"}
+# the parameters by which the feeding profile names the documents it looks for
+OWN_DOCUMENT_KEYS = frozenset({"identifier", "_id"})
 
 
 async def search_scope(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]) -> Record | None:
@@ -130,7 +133,14 @@ async def search(gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]]
     action = SEARCH_ACTION.get(rtype)
     record = await search_scope(gate, rtype, params)
     pid = record.facts.id or None if record else None
-    if (refusal := gate.request_refusal(action)) is not None:
+    # a filer finds a document it filed by its uniqueId or id without the right to read
+    # the record (feeding profile, TD3.1b); any other search needs that right
+    feeds = (
+        rtype == "DocumentReference"
+        and bool({n.split(":", 1)[0] for n, _ in params} & OWN_DOCUMENT_KEYS)
+        and gate.request_refusal(Action.FIND_OWN) is None
+    )
+    if (refusal := gate.request_refusal(action)) is not None and not feeds:
         raise await gate.refuse(refusal, patient_id=pid, ref=None, **audit)
     if action is Action.SEARCH_PATIENT:
         return await _identity_search(gate, plan, params, audit)
@@ -148,11 +158,43 @@ async def search(gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]]
         )
     assert action is not None
     decision = gate.decide(action, record)
+    if not decision.permit and feeds:
+        feeding = gate.decide(Action.FIND_OWN, record)
+        if feeding.permit:
+            return await _own_documents(gate, plan, record, feeding, audit)
     if not decision.permit:
         raise await gate.refuse(decision, patient_id=pid, ref=None, **audit)
     result = await gate._store.search(await _scoped_plan(gate, plan, record))
     result.entries = await visible(gate, result.entries)
     result.included = await visible(gate, result.included)
+    await gate.commit_read(decision, record, **audit)
+    return result
+
+
+def own_condition(gate: Gate) -> Cond:
+    """The documents this filer filed (`tables.OWN_DOCUMENTS`), as a query condition."""
+    actor = gate.ctx.actor
+    assert actor is not None
+    param, system, claim = OWN_DOCUMENTS[actor.role]
+    value = getattr(actor, claim) or ""
+    return identifier_cond(params_of("DocumentReference")[param], [f"{system}|{value}"])
+
+
+async def _own_documents(
+    gate: Gate, plan: SearchPlan, record: Record, decision: Decision, audit: dict[str, Any]
+) -> SearchResult:
+    """The feeding profile's search (TD3.1b): the filer's own documents in this record,
+    without the right to read it; each one checked as a document the filer may know."""
+    pid = record.facts.id
+    scoped = replace(
+        plan,
+        where=(*plan.where, own_condition(gate)),
+        visibility=VisibilityFilter(pid, match_nothing=not pid),
+        includes=(),
+    )
+    result = await gate._store.search(scoped)
+    result.entries = [e for e in result.entries if await sees_stored(gate, e, known=True)]
+    result.included = []
     await gate.commit_read(decision, record, **audit)
     return result
 
@@ -198,9 +240,11 @@ async def visible(gate: Gate, entries: list[Stored]) -> list[Stored]:
     return kept
 
 
-async def sees_stored(gate: Gate, stored: Stored) -> bool:
+async def sees_stored(gate: Gate, stored: Stored, *, known: bool = False) -> bool:
     """Whether the actor may see a resource a query found (a cheap check: its record and,
-    for a document, its labels; a Binary through `Gate.read`)."""
+    for a document, its labels; a Binary through `Gate.read`). `known`: whether they may
+    know it exists (`Gate.sees`: a filer knows its own documents without the right to read
+    the record), for the lookups of writes, which the write then judges."""
     if gate.trusted:
         return True
     res = stored.resource or {}
@@ -218,13 +262,18 @@ async def sees_stored(gate: Gate, stored: Stored) -> bool:
         labels = {s.get("code") for s in (res.get("meta") or {}).get("security") or []}
         if "INVISIBLE_REPRESENTANTS_LEGAUX" in labels:
             return False
+    if known:
+        return gate.sees(rtype, record, doc)
     action = READ_ACTION.get(rtype, Action.READ)
     return gate.decide(action, record, doc).permit
 
 
-async def find(gate: Gate, rtype: str, query: str, *, purpose: str) -> Stored | None:
-    """The one resource a conditional operation (If-None-Exist, conditional PATCH) names,
-    among those the actor may see: a match they may not see is no match (audited in its
+async def find(
+    gate: Gate, rtype: str, query: str, *, purpose: str, known: bool = False
+) -> Stored | None:
+    """The one resource a conditional operation (If-None-Exist, conditional PATCH or
+    DELETE, a conditional reference) names, among those the actor may see (`known`: may
+    know exists, see `sees_stored`): a match they may not see is no match (audited in its
     record as a probe, in the same commit as the lookup's own audit)."""
     params = parse_qsl(query, keep_blank_values=True)
     if not params:
@@ -242,7 +291,7 @@ async def find(gate: Gate, rtype: str, query: str, *, purpose: str) -> Stored | 
         except ValueError:
             raise errors.bad_request("Invalid paging cursor", "_cursor") from None
         for stored in result.entries:
-            (seen if await sees_stored(gate, stored) else probes).append(stored)
+            (seen if await sees_stored(gate, stored, known=known) else probes).append(stored)
         if len(seen) > 1 or result.next_cursor is None:
             break
         plan = parse_query(

@@ -50,7 +50,7 @@ def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
             "readHistory": True,
             "updateCreate": "update" in rt.interactions,
             "conditionalCreate": rt.conditional_create and "create" in rt.interactions,
-            "conditionalDelete": "not-supported",
+            "conditionalDelete": "single" if "delete" in rt.interactions else "not-supported",
             "searchParam": describe_params(rt.name),
         }
         if rt.profile:
@@ -65,7 +65,7 @@ def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
         "implementation": {"description": "DMP FHIR server", "url": base_url},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "application/fhir+xml"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",

@@ -62,6 +62,46 @@ def explicit_format(request: Request) -> str | None:
     return _accepted(request.headers.get("accept", ""))
 
 
+# media types of XML content: asked for on a Binary holding XML (a CDA), they mean its bytes
+XML_CONTENT = frozenset({"application/xml", "text/xml", "application/hl7-cda+xml"})
+RAW = "raw"
+
+
+def _weighted(accept: str) -> list[str]:
+    """The media types of an Accept header, best first (q-values, then the order sent);
+    those with q=0 left out."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        media, *params = (x.strip() for x in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            ranked.append((-q, i, media.lower()))
+    return [m for _, _, m in sorted(ranked)]
+
+
+def binary_format(accept: str, content_type: str) -> str | None:
+    """What a Binary read answers (pure): RAW for its bytes, a FHIR format for the Binary
+    resource, None when the Accept header names nothing of either (then: the bytes).
+    `application/xml` / `text/xml` name the bytes when the content is XML (ITI-68: the
+    CDA as filed, « application/xml pour CDA »), the FHIR XML Binary otherwise."""
+    own = media_type(content_type)
+    for media in _weighted(accept):
+        if media in (own, "*/*", own.split("/")[0] + "/*"):
+            return RAW
+        if media in XML_CONTENT and own in XML_CONTENT:
+            return RAW
+        if media in _FORMAT_ALIASES:
+            return _FORMAT_ALIASES[media]
+    return None
+
+
 def response_format(request: Request) -> str:
     return explicit_format(request) or JSON
 

@@ -121,7 +121,18 @@ _PATCH_BODY = {
                     },
                 },
             }
-        }
+        },
+        # FHIRPath Patch: a Parameters of `operation` parts
+        "application/fhir+json": {
+            "schema": {
+                "type": "object",
+                "required": ["resourceType"],
+                "properties": {
+                    "resourceType": {"type": "string", "enum": ["Parameters"]},
+                    "parameter": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        },
     },
 }
 _FORM_BODY = {

@@ -56,7 +56,8 @@ def write_response(
     request: Request, stored: Stored, status: int, base: str, message: str = ""
 ) -> Response:
     headers = resource_headers(stored, base, location=status == 201)
-    wanted = prefer(request, "return")
+    # a write that deleted (PATCH to entered-in-error) has no resource to return
+    wanted = "operationoutcome" if stored.deleted else prefer(request, "return")
     if wanted == "minimal":
         return fhir_response(request, None, status, headers)
     if wanted == "operationoutcome":

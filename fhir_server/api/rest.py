@@ -14,14 +14,16 @@ from starlette.responses import Response
 from fhir_server import errors
 from fhir_server.api.formats import (
     JSON,
+    RAW,
+    binary_format,
     body_format,
-    explicit_format,
     parse_body,
     read_body,
     response_format,
 )
 from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.api.security import authenticate
+from fhir_server.fhir import patches
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
@@ -89,10 +91,14 @@ async def _resource_body(request: Request, rtype: str) -> Any:
 
 
 def _binary_raw(request: Request, stored: Stored) -> Response | None:
-    """Binary read without an explicit FHIR format returns the document's own bytes."""
-    if stored.rtype != "Binary" or explicit_format(request) is not None:
+    """Binary read returns the document's own bytes unless a FHIR format is asked for
+    (`_format`, or an Accept that prefers one: `formats.binary_format`)."""
+    if stored.rtype != "Binary" or request.query_params.get("_format"):
         return None
     res = stored.resource or {}
+    wanted = binary_format(request.headers.get("accept", ""), res.get("contentType", ""))
+    if wanted not in (None, RAW):
+        return None
     # the bytes as the store keeps them, when it keeps them apart; else decoded from JSON
     data = stored.data if stored.data is not None else base64.b64decode(res.get("data", ""))
     headers = resource_headers(stored, base_url(request), location=False)
@@ -138,7 +144,8 @@ async def create_route(request: Request, rtype: str) -> Response:
 
 async def _search(request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
     resource_type(rtype, "search-type")
-    strict = prefer(request, "handling") == "strict"
+    # unknown parameters are refused (400) unless the client asks for lenient handling
+    strict = prefer(request, "handling") != "lenient"
     out = await search.search(context(request), rtype, params, strict=strict)
     result = out.result
     bundle = searchset_bundle(
@@ -232,14 +239,35 @@ async def update_route(request: Request, rtype: str, id: str) -> Response:
 
 
 async def _patch_body(request: Request) -> Any:
+    """JSON Patch (`application/json-patch+json`) or FHIRPath Patch (a `Parameters` in
+    `application/fhir+json` or `application/fhir+xml`)."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if ctype not in ("application/json-patch+json", "application/json"):
+    fhir = ctype in ("application/fhir+json", "application/fhir+xml")
+    if ctype not in ("application/json-patch+json", "application/json") and not fhir:
         raise errors.FhirError(
             415,
-            [errors.Issue("not-supported", "PATCH takes application/json-patch+json (JSON Patch)")],
+            [
+                errors.Issue(
+                    "not-supported",
+                    "PATCH takes application/json-patch+json (JSON Patch) or a FHIRPath Patch "
+                    "Parameters in application/fhir+json",
+                )
+            ],
         )
     raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
-    return parse_body(raw, "application/fhir+json")
+    body = parse_body(raw, ctype if fhir else "application/fhir+json")
+    if fhir and not patches.is_fhirpath_patch(body):
+        raise errors.FhirError(
+            415,
+            [
+                errors.Issue(
+                    "not-supported",
+                    f"A PATCH in {ctype} is a FHIRPath Patch Parameters; a JSON Patch is sent "
+                    "as application/json-patch+json",
+                )
+            ],
+        )
+    return body
 
 
 @router.patch("/{rtype}/{id}")
@@ -269,9 +297,22 @@ async def delete_route(request: Request, rtype: str, id: str) -> Response:
     return Response(status_code=204)
 
 
+@router.delete("/{rtype}")
+async def conditional_delete_route(request: Request, rtype: str) -> Response:
+    """Conditional delete (TD3.3c by uniqueId): the one resource the actor may see that the
+    query names, deleted under the same rules as DELETE by id."""
+    resource_type(rtype, "delete")
+    ctx = context(request)
+    id = await patch.resolve_conditional(ctx, rtype, request.url.query)
+    await delete.delete(ctx, rtype, id)
+    return Response(status_code=204)
+
+
 @router.post("/Patient/{id}/$close")
 async def close_record(request: Request, id: str) -> Response:
-    out = await record.set_closed(context(request), id, close=True)
+    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
+    body = parse_body(raw, body_format(request) or JSON) if raw.strip() else None
+    out = await record.set_closed(context(request), id, close=True, body=body)
     return write_response(request, out.stored, out.status, base_url(request))
 
 
@@ -306,7 +347,7 @@ async def bundle_route(request: Request) -> Response:
 
     limit = request.app.state.ctx.settings.max_body_bytes
     body = parse_body(await read_body(request, limit), body_format(request))
-    btype, entries = parse_bundle(body)
+    btype, entries = parse_bundle(body, base_url(request))
     if btype == "transaction" and provide_document.is_provide_bundle(entries):
         result = await provide_document.provide_bundle(context(request), body, base_url(request))
         return fhir_response(request, result)  # ITI-65

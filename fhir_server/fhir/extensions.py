@@ -15,11 +15,22 @@ LOCAL = "https://dmp-fhir.invalid/StructureDefinition"
 FILED_AT_URL = f"{LOCAL}/filed-at"
 # a record's closure ($close); its destruction falls due ten years later
 CLOSED_AT_URL = f"{LOCAL}/record-closed-at"
+# the record's closure in the shape the DMP guide reads (TD0.2): a complex extension with
+# dateFermeture (date), motifFermeture (CodeableConcept) and raisonFermeture (string)
+DMP_FERMETURE_URL = "https://interop.esante.gouv.fr/ig/fhir/dmp/StructureDefinition/dmp-fermeture"
+DMP_MOTIF_FERMETURE_SYSTEM = (
+    "https://interop.esante.gouv.fr/ig/fhir/dmp/CodeSystem/dmp-motif-fermeture"
+)
 # the tamper-evident chain of AuditEvents (`audit.chain`)
 CHAIN_PREVIOUS_URL = f"{LOCAL}/audit-chain-previous"
 CHAIN_HASH_URL = f"{LOCAL}/audit-chain-hash"
-# PDSm: a document archived by the patient
-IS_ARCHIVED_URL = "http://esante.gouv.fr/cisis/fhir/StructureDefinition/PDSm_isArchived"
+# PDSm: a document archived (TD3.3d), under the URL of the PDSm guide; the URL this
+# server used before is still read and accepted on input, and written as this one
+IS_ARCHIVED_URL = (
+    "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-ext-is-archived"
+)
+LEGACY_IS_ARCHIVED_URL = "http://esante.gouv.fr/cisis/fhir/StructureDefinition/PDSm_isArchived"
+IS_ARCHIVED_URLS = (IS_ARCHIVED_URL, LEGACY_IS_ARCHIVED_URL)
 
 
 def extension_value(resource: Mapping[str, Any], url: str) -> Any:

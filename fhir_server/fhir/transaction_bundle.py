@@ -4,8 +4,11 @@ server assigns, and the response Bundle."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from fhir_server import errors
 from fhir_server.errors import FhirError, Issue
@@ -13,8 +16,15 @@ from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.records import Stored, Write
 
 # FHIR's processing order inside a transaction
-ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
-WRITE_INTERACTION = {"POST": "create", "PUT": "update", "DELETE": "delete", "GET": "read"}
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
+WRITE_INTERACTION = {
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+    "GET": "read",
+}
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass
@@ -27,6 +37,10 @@ class Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: str | None
+    # the search of a conditional PATCH or DELETE (request.url `Type?query`)
+    query: str = ""
+    # a PATCH entry's body: FHIRPath Patch Parameters, or JSON Patch operations
+    patch: Any = None
     # outcome
     write: Write | None = None
     # the audit and notifications that go with `write`, in the same commit
@@ -41,7 +55,7 @@ def _where(i: int, element: str = "") -> str:
     return f"Bundle.entry[{i}]" + (f".{element}" if element else "")
 
 
-def _parse_entry(i: int, raw: Any) -> Entry:
+def _parse_entry(i: int, raw: Any, base: str | None = None) -> Entry:
     if not isinstance(raw, dict):
         raise errors.bad_request("Each entry must be an object", _where(i))
     request = raw.get("request") or {}
@@ -57,7 +71,15 @@ def _parse_entry(i: int, raw: Any) -> Entry:
         if value is not None and not isinstance(value, str):
             raise errors.bad_request(f"{element} must be a string", _where(i, element))
     method = str(request.get("method", "")).upper()
-    url = (request.get("url") or "").split("?", 1)[0].strip("/")
+    url, _, query = (request.get("url") or "").partition("?")
+    if "://" in url:
+        # an absolute URL of this server (TD3.2 retrieves attachment.url as given)
+        if base is None or not url.startswith(base.rstrip("/") + "/"):
+            raise errors.bad_request(
+                f"request.url {url!r} is not on this server", _where(i, "request.url")
+            )
+        url = url[len(base.rstrip("/")) + 1 :]
+    url = url.strip("/")
     if method not in ORDER:
         raise errors.bad_request(
             f"Unsupported request.method {method!r}", _where(i, "request.method")
@@ -70,20 +92,42 @@ def _parse_entry(i: int, raw: Any) -> Entry:
     if not rt.allows(WRITE_INTERACTION[method]):
         raise errors.method_not_allowed(f"{method} is not allowed on {rtype}")
     rid = parts[1] if len(parts) > 1 else None
-    if method in ("PUT", "DELETE", "GET") and not rid:
+    conditional = method in ("PATCH", "DELETE") and bool(query) and not rid
+    if method in ("PUT", "DELETE", "GET", "PATCH") and not rid and not conditional:
         raise errors.bad_request(f"{method} needs Type/id in request.url", _where(i, "request.url"))
     resource = raw.get("resource")
-    if method in ("POST", "PUT") and not isinstance(resource, dict):
+    if method in ("POST", "PUT", "PATCH") and not isinstance(resource, dict):
         raise errors.bad_request(f"{method} needs a resource", _where(i, "resource"))
+    body = patch_body(i, resource) if method == "PATCH" else None
     return Entry(
         i,
         method,
         rtype,
         rid,
-        resource,
+        None if method == "PATCH" else resource,
         raw.get("fullUrl"),
         request.get("ifNoneExist"),
         request.get("ifMatch"),
+        query if conditional else "",
+        body,
+    )
+
+
+def patch_body(i: int, resource: dict[str, Any]) -> Any:
+    """A PATCH entry's body: a FHIRPath Patch `Parameters` as it is, a JSON Patch as the
+    Binary FHIR carries it in a Bundle."""
+    if resource.get("resourceType") == "Parameters":
+        return resource
+    if resource.get("resourceType") == "Binary" and resource.get("contentType") == JSON_PATCH:
+        try:
+            return orjson.loads(base64.b64decode(resource.get("data") or "", validate=True))
+        except (ValueError, orjson.JSONDecodeError):
+            raise errors.bad_request(
+                "The Binary does not hold a JSON Patch", _where(i, "resource.data")
+            ) from None
+    raise errors.bad_request(
+        f"A PATCH entry holds a FHIRPath Patch Parameters or a Binary of contentType {JSON_PATCH}",
+        _where(i, "resource"),
     )
 
 
@@ -132,7 +176,9 @@ def response_entry(base: str, e: Entry, stored: Stored | None) -> dict[str, Any]
     return out
 
 
-def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
+def parse_bundle(bundle: Any, base: str | None = None) -> tuple[str, list[Entry]]:
+    """The Bundle's type and entries; `base`: this server's base URL, which absolute
+    request URLs must start with."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise errors.bad_request("POST [base] takes a Bundle of type transaction or batch")
     btype = bundle.get("type")
@@ -143,7 +189,7 @@ def parse_bundle(bundle: Any) -> tuple[str, list[Entry]]:
     raw = bundle.get("entry") or []
     if not isinstance(raw, list):
         raise errors.bad_request("Bundle.entry must be a list", "Bundle.entry")
-    return btype, [_parse_entry(i, e) for i, e in enumerate(raw)]
+    return btype, [_parse_entry(i, e, base) for i, e in enumerate(raw)]
 
 
 def response_bundle(base: str, entries: list[Entry], results: dict[int, Stored]) -> dict[str, Any]:

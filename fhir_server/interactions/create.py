@@ -10,6 +10,7 @@ from fhir_server.access import filing, searches
 from fhir_server.fhir.server_fields import on_create
 from fhir_server.fhir.uniqueness import DOCUMENT_KEY, condition_key, unique_key_kind
 from fhir_server.fhir.validation import validate_resource
+from fhir_server.interactions import conditional_references
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.versioning import make_write, new_id
@@ -68,6 +69,9 @@ def duplicate_error(exc: UniqueViolation) -> errors.FhirError:
 async def create(
     ctx: Context, rtype: str, resource: Any, *, if_none_exist: str | None = None
 ) -> WriteOutcome:
+    if isinstance(resource, dict) and conditional_references.refs.find(resource):
+        resolved = await conditional_references.resolve_all(ctx, [resource])
+        resource = conditional_references.refs.rewrite(resource, resolved)
     prepared = await prepare_create(ctx, rtype, resource, if_none_exist=if_none_exist)
     if isinstance(prepared, Stored):
         return WriteOutcome(200, prepared, "An existing resource matches If-None-Exist")

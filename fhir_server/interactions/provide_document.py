@@ -112,6 +112,12 @@ class ProvideDocument:
     async def after(self, ctx: Context, entries: list[Entry]) -> list[Write]:
         writes = self.subjects.writes()
         by_index = {e.index: e for e in entries}
+        # TD2.1: the Bundle may supersede the replaced document itself, by a PATCH entry
+        patched = {
+            e.id: e
+            for e in entries
+            if e.method == "PATCH" and e.rtype == "DocumentReference" and e.write is not None
+        }
         for index, parents in self.parents.items():
             subject = ((by_index[index].resource or {}).get("subject") or {}).get("reference")
             for parent in parents:
@@ -125,6 +131,18 @@ class ProvideDocument:
                         ),
                         index,
                     )
+                entry = patched.get(parent.id)
+                if entry is not None and entry.write is not None:
+                    if (entry.write.resource or {}).get("status") != "superseded":
+                        raise relocate(
+                            errors.unprocessable(
+                                f"DocumentReference/{parent.id} is replaced in this Bundle: "
+                                "its PATCH must set it superseded",
+                                "Parameters",
+                            ),
+                            entry.index,
+                        )
+                    continue
                 writes += await replacement.supersede_checked(ctx, parent, self.now, "ITI-65")
         return writes
 
@@ -257,7 +275,7 @@ async def provide_bundle(ctx: Context, bundle: Json, base: str) -> Json:
     """ITI-65: the transaction-response Bundle."""
     entries, results = await run_publication(
         ctx,
-        lambda: parse_bundle(copy.deepcopy(bundle))[1],
+        lambda: parse_bundle(copy.deepcopy(bundle), base)[1],
         lambda: ProvideDocument(ctx.settings.max_body_bytes),
     )
     return response_bundle(base, entries, results)

@@ -45,7 +45,7 @@ class Subjects:
         subject = doc.get("subject") or {}
         ref = subject.get("reference")
         ins = cda.ins if cda is not None else None
-        if ref in by_url:
+        if isinstance(ref, str) and ref in by_url:
             self._bundle_patient(by_url[ref], ins)
         elif isinstance(ref, str) and ref.startswith("Patient/"):
             try:  # the filer reads the identity it files for (TD0.2), as the policy allows

@@ -42,14 +42,14 @@ def _warnings(rtype: str, plan: SearchPlan) -> list[Issue]:
         Issue(
             "not-supported",
             f"Ignored search parameters unknown to this server for {rtype}: "
-            f"{', '.join(plan.ignored)} (send Prefer: handling=strict to have them refused)",
+            f"{', '.join(plan.ignored)} (Prefer: handling=lenient; without it they are refused)",
             severity="warning",
         )
     ]
 
 
 async def search(
-    ctx: Context, rtype: str, params: list[tuple[str, str]], *, strict: bool = False
+    ctx: Context, rtype: str, params: list[tuple[str, str]], *, strict: bool = True
 ) -> SearchOutcome:
     plan = parse_query(
         rtype,

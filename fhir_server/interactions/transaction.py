@@ -19,7 +19,14 @@ from fhir_server.fhir.transaction_bundle import (
     response_bundle,
     rewrite,
 )
-from fhir_server.interactions import create, delete, read, update
+from fhir_server.interactions import (
+    conditional_references,
+    create,
+    delete,
+    patch,
+    read,
+    update,
+)
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.retry import Again, retry
 from fhir_server.interactions.versioning import new_id
@@ -82,8 +89,16 @@ async def _prepare(ctx: Context, e: Entry) -> None:
             ctx, e.rtype, e.id, e.resource, if_match=e.if_match
         )
         e.status = 201 if creates else 200
+    elif e.method == "PATCH":
+        if e.id is None:  # conditional: the one document the actor may see
+            e.id = await patch.resolve_conditional(ctx, e.rtype, e.query)
+        e.write, *e.extra = await patch.prepare_patch(
+            ctx, e.rtype, e.id, e.patch, if_match=e.if_match
+        )
+        e.status = 200
     elif e.method == "DELETE":
-        assert e.id is not None
+        if e.id is None:
+            e.id = await patch.resolve_conditional(ctx, e.rtype, e.query)
         deletion = await delete.prepare_delete(ctx, e.rtype, e.id)
         if deletion is not None:
             e.write, *e.extra = deletion
@@ -92,6 +107,19 @@ async def _prepare(ctx: Context, e: Entry) -> None:
         assert e.id is not None
         if e.existing is None:
             e.existing = await read.read(ctx, e.rtype, e.id)
+
+
+async def resolve_conditional_references(ctx: Context, entries: list[Entry]) -> None:
+    """`Patient?identifier=...` anywhere a reference is: rewritten to the one resource the
+    actor may see that it names, before anything else looks at the entries."""
+    for e in entries:
+        if e.resource is None or not conditional_references.refs.find(e.resource):
+            continue
+        try:
+            resolved = await conditional_references.resolve_all(ctx, [e.resource])
+        except FhirError as exc:
+            raise relocate(exc, e.index) from None
+        e.resource = conditional_references.refs.rewrite(e.resource, resolved)
 
 
 class TransactionHook(Protocol):
@@ -111,10 +139,13 @@ async def prepare_transaction(
     ctx: Context, entries: list[Entry], hook: TransactionHook | None = None
 ) -> list[Write]:
     """Every Write of the transaction, in entry order, then the hook's extra writes."""
+    await resolve_conditional_references(ctx, entries)
     resolved = await hook.before(ctx, entries) if hook else {}
     await _match_conditions(ctx, entries)
     mapping = {**_assign_ids(entries), **resolved}
     for e in entries:
+        if e.patch is not None:
+            e.patch = rewrite(e.patch, mapping)
         if e.resource is not None:
             e.resource = rewrite(e.resource, mapping)
             if e.method == "POST":

@@ -25,7 +25,7 @@ Tables (element -> kind; `*` = any other element; `ext <url>` = that extension):
 | | * | IMMUTABLE | PDSm Flux 03 |
 | Patient | identifier | IMMUTABLE | the INS is the record's key: one Patient per INS |
 | | generalPractitioner | designate-treating | CSS L.162-5-3 (see `tables.CAPABILITIES`) |
-| | active, ext record-closed-at | SERVER | closing is `$close` / `$reopen` (R.1111-34) |
+| | active, ext record-closed-at, ext dmp-fermeture | SERVER | closing is `$close` / `$reopen` (R.1111-34) |
 | | * | write-patient | identity traits and contact details |
 | Consent | patient | COMPARTMENT | a Consent speaks for one record |
 | | * | write-consent | Consent rules |
@@ -43,7 +43,13 @@ from enum import StrEnum
 from typing import Any
 
 from fhir_server.errors import FhirError, Issue
-from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL, IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import (
+    CLOSED_AT_URL,
+    DMP_FERMETURE_URL,
+    FILED_AT_URL,
+    IS_ARCHIVED_URL,
+    LEGACY_IS_ARCHIVED_URL,
+)
 from fhir_server.policy.decide import label_actions
 from fhir_server.policy.facts import document_facts
 from fhir_server.policy.model import Action
@@ -81,7 +87,11 @@ TABLES: Mapping[str, ElementTable] = {
             "securityLabel": Change.LABELS,
         },
         Change.IMMUTABLE,
-        {IS_ARCHIVED_URL: Action.PATCH_METADATA, FILED_AT_URL: Change.SERVER},
+        {
+            IS_ARCHIVED_URL: Action.PATCH_METADATA,
+            LEGACY_IS_ARCHIVED_URL: Action.PATCH_METADATA,
+            FILED_AT_URL: Change.SERVER,
+        },
         statuses=frozenset({"current", "superseded"}),
     ),
     "Patient": ElementTable(
@@ -92,7 +102,7 @@ TABLES: Mapping[str, ElementTable] = {
             "active": Change.SERVER,
         },
         Action.WRITE_PATIENT,
-        {CLOSED_AT_URL: Change.SERVER},
+        {CLOSED_AT_URL: Change.SERVER, DMP_FERMETURE_URL: Change.SERVER},
     ),
     "Consent": ElementTable(
         {"meta": Change.FREE, "patient": Change.COMPARTMENT}, Action.WRITE_CONSENT

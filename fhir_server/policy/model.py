@@ -26,6 +26,8 @@ CLASS_PATIENT = "90"
 class Action(StrEnum):
     READ = "read"  # read / vread a DocumentReference or its Binary
     SEARCH = "search"  # DocumentReference search in the patient's record
+    # find the documents one filed, without the right to read the record (feeding profile)
+    FIND_OWN = "find-own"
     FILE = "file"  # create: file a new document (ITI-65 / ITI-105 / CDA)
     UPDATE = "update"  # file a replacing version (RPLC / relatesTo.replaces)
     PATCH_METADATA = "patch-metadata"  # status / archive flag (PDSm Flux 03)
@@ -67,6 +69,7 @@ READ_ACTIONS = frozenset(
     {
         Action.READ,
         Action.SEARCH,
+        Action.FIND_OWN,
         Action.READ_AUDIT,
         Action.READ_CONSENT,
         Action.READ_PATIENT,

@@ -32,7 +32,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fhir_server.auth.actor import ESTABLISHMENT_ROLES, PATIENT_BOUND_ROLES, PROFESSIONAL_ROLES
+from fhir_server.auth.actor import (
+    ESTABLISHMENT_ROLES,
+    FINESS_SYSTEM,
+    PATIENT_BOUND_ROLES,
+    PROFESSIONAL_ROLES,
+    RPPS_SYSTEM,
+)
 from fhir_server.policy.model import (
     CLASS_PATIENT,
     CLASS_REIMBURSEMENT,
@@ -93,8 +99,9 @@ ROLE_QUALITIES: Mapping[str, frozenset[Quality]] = {
 # Who may do what. | action | qualities | source |
 # | read, search | HOLDER LEGAL_REP TREATING AUTHORISED EMERGENCY | Actors, Emergency |
 # | file | HOLDER LEGAL_REP PROFESSIONAL ESTABLISHMENT ASSURANCE_MALADIE | Actors "may write" (class limits in FILING_SCOPES) |
+# | find-own (find by uniqueId or id the documents one filed: author, filing establishment) | PROFESSIONAL ESTABLISHMENT | feeding is not gated by authorisation (L.1111-15); PDSm4DMP TD3.1b / DMPi RG_3110: the feeding profile finds a document's id by its uniqueId without an authorisation; **decision**: only the actor's own documents (`OWN_DOCUMENTS`), and not Assurance Maladie (it reads no DMP) |
 # | update (file a replacing version) | AUTHOR SAME_ORGANIZATION OWN_DEPOSIT | **decision**: only who filed the document may supersede it |
-# | patch-metadata (status, archive) | HOLDER LEGAL_REP TREATING AUTHOR | **decision** (PDSm Flux 03 names no actor) |
+# | patch-metadata (status, archive) | HOLDER LEGAL_REP TREATING AUTHOR SAME_ORGANIZATION | **decision** (PDSm Flux 03 names no actor); the filing establishment archives and supersedes what it filed (feeding profile, PDSm4DMP TD2.1 / TD3.3d) |
 # | mask / unmask MASQUE_PS | HOLDER LEGAL_REP TREATING | Visibility: R.1111-38 |
 # | set INVISIBLE_PATIENT | AUTHOR | R.1111-42 / R.1111-53 |
 # | lift INVISIBLE_PATIENT | AUTHOR TREATING | Visibility |
@@ -113,11 +120,12 @@ _LABEL_KEEPERS = frozenset({Q.HOLDER, Q.LEGAL_REP, Q.TREATING})
 CAPABILITIES: Mapping[Action, frozenset[Quality]] = {
     Action.READ: _READERS,
     Action.SEARCH: _READERS,
+    Action.FIND_OWN: frozenset({Q.PROFESSIONAL, Q.ESTABLISHMENT}),
     Action.FILE: frozenset(
         {Q.HOLDER, Q.LEGAL_REP, Q.PROFESSIONAL, Q.ESTABLISHMENT, Q.ASSURANCE_MALADIE}
     ),
     Action.UPDATE: frozenset({Q.AUTHOR, Q.SAME_ORGANIZATION, Q.OWN_DEPOSIT}),
-    Action.PATCH_METADATA: _LABEL_KEEPERS | {Q.AUTHOR},
+    Action.PATCH_METADATA: _LABEL_KEEPERS | {Q.AUTHOR, Q.SAME_ORGANIZATION},
     Action.MASK: _LABEL_KEEPERS,
     Action.UNMASK: _LABEL_KEEPERS,
     Action.SET_INVISIBLE_PATIENT: frozenset({Q.AUTHOR}),
@@ -143,6 +151,14 @@ CAPABILITIES: Mapping[Action, frozenset[Quality]] = {
     Action.REOPEN_RECORD: frozenset({Q.HOLDER, Q.LEGAL_REP}),
 }
 assert set(CAPABILITIES) == set(Action), "every action needs a row"
+
+# What "own documents" means for `find-own`, per kind of filer: the search parameter
+# (searched by identifier) that names the filer, the identifier system, and the token
+# claim that holds the value; the same facts make the AUTHOR / SAME_ORGANIZATION qualities.
+OWN_DOCUMENTS: Mapping[str, tuple[str, str, str]] = {
+    **{role: ("author", RPPS_SYSTEM, "rpps") for role in PROFESSIONAL_ROLES},
+    **{role: ("custodian", FINESS_SYSTEM, "organization") for role in ESTABLISHMENT_ROLES},
+}
 
 # Habilitation matrix: document classes (TRE_A03) a professional may READ, by G15
 # profession code. Source: arrêté du 26 octobre 2023 (JO 29/10/2023) "matrice

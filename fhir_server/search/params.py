@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fhir_server.fhir.extensions import FILED_AT_URL, IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import FILED_AT_URL, IS_ARCHIVED_URL, LEGACY_IS_ARCHIVED_URL
 
 ParamType = Literal["token", "reference", "date", "string", "uri"]
 
@@ -101,6 +101,24 @@ _DOCUMENT_REFERENCE = [
         "Target of a relationship (replaces, transforms...)",
         targets=("DocumentReference",),
     ),
+    _p(
+        "related",
+        "reference",
+        "relatesTo.target | context.related",
+        "A related document: the target of relatesTo (TD3.1a, the document a version "
+        "replaces) or context.related (XDS referenceIdList); by reference or identifier",
+        targets=("DocumentReference",),
+        by_identifier=True,
+    ),
+    _p(
+        "custodian",
+        "reference",
+        "custodian",
+        "The organisation that keeps the document (by reference, or by identifier: the "
+        "FINESS of the filing establishment)",
+        targets=("Organization",),
+        by_identifier=True,
+    ),
     _p("relation", "token", "relatesTo.code", "replaces | transforms | signs | appends"),
     _p("contenttype", "token", "content.attachment.contentType", "MIME type of the content"),
     _p("creation", "date", "content.attachment.creation", "Date the attachment was created"),
@@ -108,7 +126,7 @@ _DOCUMENT_REFERENCE = [
     _p(
         "isArchived",
         "token",
-        f"ext({IS_ARCHIVED_URL}).valueBoolean",
+        f"ext({IS_ARCHIVED_URL}).valueBoolean | ext({LEGACY_IS_ARCHIVED_URL}).valueBoolean",
         "Archived by the patient (PDSm isArchived extension; absent means false)",
         absent="false",
     ),
@@ -242,15 +260,33 @@ COMMON_PARAMS: dict[str, tuple[ParamType, str]] = {
     "_lastUpdated": ("date", "When the resource version last changed"),
 }
 
-# the PDSm rule: an ITI-67 search names the patient and the status
-REQUIRED: dict[str, tuple[tuple[frozenset[str], str], ...]] = {
+# the PDSm rule: an ITI-67 search names the patient and the status. Rows: the names one
+# of which must be given, how to say so, and the names that waive the row.
+# **decision**: `status` is waived when the search names documents by id (`_id`), by
+# uniqueId / entryUUID (`identifier`: TD3.1b finds a document whatever its status) or asks
+# what changed since a date (`_lastUpdated`: the guide's incremental query has no status);
+# every other ITI-67 search must give it, as PDSm requires.
+REQUIRED: dict[str, tuple[tuple[frozenset[str], str, frozenset[str]], ...]] = {
     "DocumentReference": (
         (
             frozenset({"patient", "subject", "patient.identifier", "subject.identifier"}),
             "the patient (patient, subject or patient.identifier)",
+            frozenset(),
         ),
-        (frozenset({"status"}), "the status"),
+        (
+            frozenset({"status"}),
+            "the status (unless _id, identifier or _lastUpdated is given)",
+            frozenset({"_id", "identifier", "_lastUpdated"}),
+        ),
     ),
+}
+
+# A value that implies another condition unless the client names that parameter itself:
+# (type, param, value) -> (param, value). **decision**: an archived document is not
+# `current` in XDS terms (availabilityStatus Archived), so `status=current` leaves it out;
+# `isArchived=true` (or `isArchived=true,false`) with `status=current` finds it.
+IMPLIED: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("DocumentReference", "status", "current"): ("isArchived", "false"),
 }
 
 # _include / _revinclude this server serves: (source type, param, target type)

@@ -15,7 +15,14 @@ from fhir_server.fhir.numbers import capped
 from fhir_server.search import tokens
 from fhir_server.search.dates import parse_range, widen
 from fhir_server.search.index import fold, reference_key
-from fhir_server.search.params import INCLUDES, REQUIRED, SearchParam, params_of, sortable
+from fhir_server.search.params import (
+    IMPLIED,
+    INCLUDES,
+    REQUIRED,
+    SearchParam,
+    params_of,
+    sortable,
+)
 from fhir_server.search.plan import (
     AnyOf,
     Cond,
@@ -62,6 +69,8 @@ class _Draft:
     includes: list[Include] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     named: set[str] = field(default_factory=set)
+    # conditions `params.IMPLIED` adds unless the client names their parameter
+    implied: dict[str, str] = field(default_factory=dict)
 
 
 def split_values(value: str) -> list[str]:
@@ -325,6 +334,7 @@ def _filter(d: _Draft, raw: str, value: str, *, strict: bool, now: datetime) -> 
         return
     if base == "_lastUpdated" and modifier is None and chain is None:
         d.where.append(_or([date_cond("_lastUpdated", v, now) for v in split_values(value)]))
+        d.named.add("_lastUpdated")
         return
     p = params_of(d.rtype).get(base)
     if p is None:
@@ -338,12 +348,21 @@ def _filter(d: _Draft, raw: str, value: str, *, strict: bool, now: datetime) -> 
         d.ignored.append(raw)
         return
     d.where.append(param_cond(p, modifier, chain, value, now))
+    if modifier is None and chain is None:
+        for v in split_values(value):
+            implied = IMPLIED.get((d.rtype, base, v.rsplit("|", 1)[-1]))
+            if implied is not None:
+                d.implied[implied[0]] = implied[1]
     if modifier != "missing":
         d.named.add(f"{base}.identifier" if (chain or modifier == "identifier") else base)
 
 
 def _check_required(d: _Draft) -> None:
-    missing = [label for names, label in REQUIRED.get(d.rtype, ()) if not (names & d.named)]
+    missing = [
+        label
+        for names, label, waived_by in REQUIRED.get(d.rtype, ())
+        if not (names & d.named) and not (waived_by & d.named)
+    ]
     if missing:
         raise bad_request(
             f"A {d.rtype} search must name {' and '.join(missing)} (PDSm ITI-67)",
@@ -375,6 +394,9 @@ def parse(
             raise bad_request(f"Malformed search parameter name {name!r}", code="invalid")
         if not _control(d, name, value, max_count=max_count, strict=strict):
             _filter(d, name, value, strict=strict, now=now)
+    for name, value in d.implied.items():
+        if name not in d.named:
+            d.where.append(param_cond(params_of(rtype)[name], None, None, value, now))
     if enforce_required:
         _check_required(d)
     if d.summary == "count":

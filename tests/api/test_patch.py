@@ -102,7 +102,11 @@ def test_other_changes_refused_and_nothing_changes(client):
     r = client.patch(f"/fhir/DocumentReference/{did}", json=bad, headers=PATCH)
     assert r.status_code == 405
     assert r.json()["issue"][0]["expression"] == ["DocumentReference.description"]
-    eie = [{"op": "replace", "path": "/status", "value": "entered-in-error"}]
+    # entered-in-error deletes the document (TD3.3c): with another change it is refused
+    eie = [
+        {"op": "replace", "path": "/status", "value": "entered-in-error"},
+        {"op": "replace", "path": "/description", "value": "rewritten"},
+    ]
     assert (
         client.patch(f"/fhir/DocumentReference/{did}", json=eie, headers=PATCH).status_code == 422
     )

@@ -12,6 +12,8 @@ for one that does not exist, so it discloses nothing and stays F.
 
 For `search`, P/H say whether that document is in the actor's results (decide(search)
 permits and the visibility filter admits it); F = the search itself is refused.
+For `find` (find-own, the feeding profile), P/H say whether a document the actor filed
+(its author, or its custodian establishment) with that label is found; F = refused.
 For `file`, the column is the label the actor puts on the document it files (a patient
 files a class 90 EXPPAT_3, Assurance Maladie a class 60 REMB, others a class 10 report).
 The table is written from dmp-rules.md by hand, never computed from the code under test.
@@ -23,9 +25,12 @@ authorised, then blocked; `care_team` is authorised through its establishment's 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fhir_server.policy import Action, Decision, DocumentFacts, decide, visibility_filter
+from fhir_server.policy.decide import sees
 from tests.policy.fixtures import (
     ACTORS,
     CONSENTS,
@@ -36,52 +41,52 @@ from tests.policy.fixtures import (
     doc,
 )
 
-ACTIONS = ("read", "search", "file", "mask", "unmask", "delete", "consent", "audit")
+ACTIONS = ("read", "search", "file", "mask", "unmask", "delete", "consent", "audit", "find")
 ALL_F = " ".join(["FFFFF"] * len(ACTIONS))
 
 # fmt: off
-#                          read  search file  mask  unmask delete consent audit
+#                          read  search file  mask  unmask delete consent audit find
 EXPECTED: dict[tuple[str, str], str] = {
-    ("patient", "normal"):      "PPHPP PPHPP PPFFF PPHPP PPHPP FFFFF PPPPP PPPPP",
+    ("patient", "normal"):      "PPHPP PPHPP PPFFF PPHPP PPHPP FFFFF PPPPP PPPPP FFFFF",
     ("patient", "btg"):         ALL_F,
     ("patient", "c15"):         ALL_F,
-    ("legal_rep", "normal"):    "PPHPH PPHPH PPFFF PPHPH PPHPH FFFFF PPPPP PPPPP",
+    ("legal_rep", "normal"):    "PPHPH PPHPH PPFFF PPHPH PPHPH FFFFF PPPPP PPPPP FFFFF",
     ("legal_rep", "btg"):       ALL_F,
     ("legal_rep", "c15"):       ALL_F,
-    ("treating", "normal"):     "PPPPP PPPPP PPPPP PPPPP PPPPP FFFFF PPPPP PPPPP",
-    ("treating", "btg"):        "PPPPP PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
+    ("treating", "normal"):     "PPPPP PPPPP PPPPP PPPPP PPPPP FFFFF PPPPP PPPPP PPPPP",
+    ("treating", "btg"):        "PPPPP PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP PPPPP",
     ("treating", "c15"):        ALL_F,
-    ("authorised", "normal"):   "PHPPP PHPPP PPPPP FHFFF FHFFF FHFFF FFFFF FFFFF",
-    ("authorised", "btg"):      "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("authorised", "normal"):   "PHPPP PHPPP PPPPP FHFFF FHFFF FHFFF FFFFF FFFFF PPPPP",
+    ("authorised", "btg"):      "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("authorised", "c15"):      ALL_F,
-    ("unauthorised", "normal"): "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF",
-    ("unauthorised", "btg"):    "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("unauthorised", "normal"): "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
+    ("unauthorised", "btg"):    "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("unauthorised", "c15"):    ALL_F,
     ("blocked", "normal"):      ALL_F,
     ("blocked", "btg"):         ALL_F,
     ("blocked", "c15"):         ALL_F,
-    ("care_team", "normal"):    "PHPPP PHPPP PPPPP FHFFF FHFFF FHFFF FFFFF FFFFF",
-    ("care_team", "btg"):       "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("care_team", "normal"):    "PHPPP PHPPP PPPPP FHFFF FHFFF FHFFF FFFFF FFFFF PPPPP",
+    ("care_team", "btg"):       "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("care_team", "c15"):       ALL_F,
-    ("author", "normal"):       "PPPPP PPPPP PPPPP FFFFF FFFFF PPPPP FFFFF FFFFF",
-    ("author", "btg"):          "PPPPP PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("author", "normal"):       "PPPPP PPPPP PPPPP FFFFF FFFFF PPPPP FFFFF FFFFF PPPPP",
+    ("author", "btg"):          "PPPPP PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("author", "c15"):          ALL_F,
-    ("admin", "normal"):        "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("admin", "normal"):        "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("admin", "btg"):           ALL_F,
     ("admin", "c15"):           ALL_F,
-    ("system", "normal"):       "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("system", "normal"):       "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("system", "btg"):          ALL_F,
     ("system", "c15"):          ALL_F,
-    ("samu", "normal"):         "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("samu", "normal"):         "FFFFF FFFFF PPPPP FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
     ("samu", "btg"):            ALL_F,
-    ("samu", "c15"):            "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
-    ("cnam", "normal"):         "FFFFF FFFFF PPFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
+    ("samu", "c15"):            "PHPPP PHPPP FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
+    ("cnam", "normal"):         "FFFFF FFFFF PPFFF FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF",
     ("cnam", "btg"):            ALL_F,
     ("cnam", "c15"):            ALL_F,
     ("insurer", "normal"):      ALL_F,
     ("insurer", "btg"):         ALL_F,
     ("insurer", "c15"):         ALL_F,
-    ("auditor", "normal"):      "FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP",
+    ("auditor", "normal"):      "FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF FFFFF PPPPP FFFFF",
     ("auditor", "btg"):         ALL_F,
     ("auditor", "c15"):         ALL_F,
 }
@@ -134,6 +139,12 @@ def _outcome(actor_name: str, mode: str, action: str, column: str) -> str:
             return _code(decision)
         vf = visibility_filter(actor, access, PATIENT, CONSENTS, NOW)
         return "P" if vf.admits(document) else "H"
+    if action == "find":
+        decision = decide(actor, access, Action.FIND_OWN, PATIENT, CONSENTS, NOW)
+        if not decision.permit:
+            return _code(decision)
+        own = replace(_filed(actor_name, document.labels), custodian_finess=actor.organization)
+        return "P" if sees(actor, access, Action.READ, PATIENT, CONSENTS, NOW, own) else "H"
     if action == "file":
         filed = _filed(actor_name, document.labels)
         return _code(decide(actor, access, Action.FILE, PATIENT, CONSENTS, NOW, filed))

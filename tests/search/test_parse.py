@@ -43,7 +43,18 @@ def test_token_forms():
         TermIn("tok", ("type|C\x1f",)),
         TermPrefix("tok", "status|current\x1f"),
         TermSuffix("tok", "format|", "\x1fS"),
+        # status=current leaves archived documents out (params.IMPLIED)
+        TermPrefix("tok", "isArchived|false\x1f"),
     )
+
+
+def test_status_current_leaves_archived_out_unless_is_archived_is_named():
+    named = p([("status", "current"), ("isArchived", "true")])
+    assert named.where == (
+        TermPrefix("tok", "status|current\x1f"),
+        TermPrefix("tok", "isArchived|true\x1f"),
+    )
+    assert p([("status", "superseded")]).where == (TermPrefix("tok", "status|superseded\x1f"),)
 
 
 def test_comma_is_or_and_escaped_comma_is_literal():

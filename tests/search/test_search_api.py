@@ -430,9 +430,11 @@ def test_document_search_must_name_patient_and_status(client, world):
 
 
 def test_strict_refuses_unknown_parameters_lenient_says_it_ignored_them(client, world):
-    body = search(client, q(world, "colour=blue"), status=400, prefer="handling=strict")
+    # strict is the default: an unknown parameter is refused without a Prefer header
+    body = search(client, q(world, "colour=blue"), status=400)
     assert "colour" in body["issue"][0]["diagnostics"]
-    lenient = search(client, q(world, "colour=blue"))
+    search(client, q(world, "colour=blue"), status=400, prefer="handling=strict")
+    lenient = search(client, q(world, "colour=blue"), prefer="handling=lenient")
     assert len(ids(lenient)) == 3
     outcome = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
     assert len(outcome) == 1
@@ -615,7 +617,7 @@ def test_include_patient_and_revinclude_documents(client, world):
     assert ids(patients) == [w["p1"]]
     assert set(ids(patients, "include")) == {w["letter"], w["lab"], w["old"], w["masked"]}
     # lenient handling ignores an include it does not serve, and says so
-    ignored = search(client, q(w, "_include=DocumentReference:author"))
+    ignored = search(client, q(w, "_include=DocumentReference:author"), prefer="handling=lenient")
     assert [e["search"]["mode"] for e in ignored["entry"]][-1] == "outcome"
 
 

@@ -10,6 +10,7 @@ stored in the hidden resource.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,64 @@ def _conditional_patch(w, h, t, i, body):
     return w.client.patch(f"/fhir/{t}?_id={i}", json=ops, headers={**h, "content-type": PATCH})
 
 
+def _fhirpath_patch(w, h, t, i, body):
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "operation",
+                "part": [
+                    {"name": "type", "valueCode": "replace"},
+                    {"name": "path", "valueString": f"{t}.status"},
+                    {"name": "value", "valueCode": "superseded"},
+                ],
+            }
+        ],
+    }
+    headers = {**h, "content-type": "application/fhir+json"}
+    return w.client.patch(f"/fhir/{t}/{i}", json=params, headers=headers)
+
+
+def _conditional_delete(w, h, t, i, body):
+    return w.client.delete(f"/fhir/{t}?_id={i}", headers=h)
+
+
+def _transaction_patch(w, h, t, i, body):
+    ops = base64.b64encode(b'[{"op": "replace", "path": "/status", "value": "superseded"}]')
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Binary", "contentType": PATCH, "data": ops.decode()},
+                "request": {"method": "PATCH", "url": f"{t}?_id={i}"},
+            }
+        ],
+    }
+    return w.client.post("/fhir", json=bundle, headers=h)
+
+
+def _batch_get_absolute(w, h, t, i, body):
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": f"http://testserver/fhir/{t}/{i}"}}],
+    }
+    return w.client.post("/fhir", json=bundle, headers=h)
+
+
+def _conditional_reference(w, h, t, i, body):
+    # a write naming the target by a conditional reference (resolved through the Gate)
+    consent = {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"{t}?_id={i}"},
+    }
+    return w.client.post("/fhir/Consent", json=consent, headers=h)
+
+
 def _delete(w, h, t, i, body):
     return w.client.delete(f"/fhir/{t}/{i}", headers=h)
 
@@ -165,6 +224,11 @@ INTERACTIONS: dict[str, Request] = {
     "patch-test": _patch_probe,
     "patch-copy": _patch_copy,
     "conditional-patch": _conditional_patch,
+    "fhirpath-patch": _fhirpath_patch,
+    "conditional-delete": _conditional_delete,
+    "transaction-patch": _transaction_patch,
+    "batch-get-absolute": _batch_get_absolute,
+    "conditional-reference": _conditional_reference,
     "delete": _delete,
     "search-id": _search_id,
     "search-in-record": _search_in_record,
