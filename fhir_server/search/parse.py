@@ -49,7 +49,8 @@ _DATE_PREFIX = re.compile(r"(eq|ne|lt|gt|le|ge|sa|eb|ap)?(.*)", re.S)
 _SPLIT = re.compile(r"(?<!\\),")
 
 # parameters that shape the result rather than filter it; their values are checked below
-_IGNORED_CONTROLS = {"_format", "_pretty"}
+# (`_totalMethod`: fhirpy's count() hint; this server always counts a total it is asked for)
+_IGNORED_CONTROLS = {"_format", "_pretty", "_totalMethod"}
 _SUMMARY = {"true", "false", "text", "data", "count"}
 _TOTAL = {"none", "estimate", "accurate"}
 # names that are not filters, so they do not make two queries different for cursors
