@@ -6,7 +6,9 @@ only what the actor may see.
 - A search names its record (`patient`, `subject`, `patient.identifier`); an INS no
   record holds is searched as a record that does not exist, with the same answer a
   record refused to the actor gets.
-- DocumentReference: the policy's `VisibilityFilter` is ANDed into the query.
+- DocumentReference, and the resources derived from documents (Observation,
+  DiagnosticReport, which carry their document's facts): the policy's
+  `VisibilityFilter` is ANDed into the query.
 - AuditEvent and notices (`Communication`), read by the patient, a legal representative
   or the treating physician: the entries naming a document hidden from that reader are
   left out by the query (`Not(entity in hidden)`), so the trail never names them.
@@ -27,9 +29,10 @@ from fhir_server.access.records import NO_RECORD, Record
 from fhir_server.access.targets import TRAIL_TYPES
 from fhir_server.auth.actor import Role
 from fhir_server.fhir.compartment import local_id, patient_of
+from fhir_server.fhir.derived import DERIVED_TYPES
 from fhir_server.fhir.uniqueness import unique_keys
 from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_filter
-from fhir_server.policy.facts import document_facts
+from fhir_server.policy.facts import derived_facts, document_facts
 from fhir_server.policy.tables import READ_ACTION, SEARCH_ACTION
 from fhir_server.search.parse import parse_query
 from fhir_server.search.plan import Not, SearchPlan, SearchResult, TermIn
@@ -45,7 +48,16 @@ MATCH_PAGE, MATCH_PAGES = 50, 20
 HIDDEN_DOCUMENTS_MAX = 10_000
 IDENTITY_MAX = 50
 # the types searched within one record (their store rows carry the record's id)
-COMPARTMENT_TYPES = ("DocumentReference", "Consent", "List", "AuditEvent", "Communication")
+COMPARTMENT_TYPES = (
+    "DocumentReference",
+    "Consent",
+    "List",
+    "AuditEvent",
+    "Communication",
+    *DERIVED_TYPES,
+)
+# the types whose rows carry a document's facts: the policy's filter applies to them
+DOCUMENT_RULED = ("DocumentReference", *DERIVED_TYPES)
 TRAIL_REF_PARAM = {"AuditEvent": "entity", "Communication": "about"}
 
 
@@ -98,7 +110,7 @@ async def _scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPl
     ctx = gate.ctx
     assert ctx.actor is not None
     pid = record.facts.id
-    if plan.rtype == "DocumentReference":
+    if plan.rtype in DOCUMENT_RULED:
         vis = visibility_filter(ctx.actor, ctx.access, record.facts, record.consents, ctx.clock())
         return replace(plan, visibility=vis)
     plan = replace(plan, visibility=VisibilityFilter(pid, match_nothing=not pid))
@@ -209,7 +221,13 @@ async def sees_stored(gate: Gate, stored: Stored) -> bool:
     if pid is None:
         return gate.ctx.actor is not None and gate.ctx.actor.role == Role.AUDITOR
     record = await gate.record(pid)
-    doc = document_facts(res) if rtype == "DocumentReference" else None
+    doc = (
+        document_facts(res)
+        if rtype == "DocumentReference"
+        else derived_facts(res)
+        if rtype in DERIVED_TYPES
+        else None
+    )
     if (
         rtype == "Communication"
         and gate.ctx.actor

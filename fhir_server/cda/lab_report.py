@@ -225,12 +225,13 @@ def extract_lab(body: etree._Element, walk: Walk) -> None:
         lab = _Lab(walk, tables, category)
         results = []
         for entry in section.iter(v3("entry")):
-            if not set(template_ids(entry)) & tables.report_entries:
-                walk.skip(entry, f"unknown entry template {_template_list(entry)}")
-                continue
             statement = _statement(entry)
             if statement is None:
                 walk.skip(entry, "entry without a statement")
+                continue
+            # the templates sit on the entry (CI-SIS) or on its act (some senders)
+            if not set(template_ids(entry) + template_ids(statement)) & tables.report_entries:
+                walk.skip(entry, f"unknown entry template {_template_list(entry)}")
                 continue
             lab.fallback = _subsection_code(entry, tables, walk)
             kept = lab.group(statement, None)

@@ -12,6 +12,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "Consent": "patient",
     "List": "subject",
     "Communication": "subject",
+    "Observation": "subject",
+    "DiagnosticReport": "subject",
 }
 
 

@@ -222,11 +222,16 @@ READ_ACTION: Mapping[str, Action] = {
     "AuditEvent": Action.READ_AUDIT,
     "Communication": Action.READ_AUDIT,  # the patient's notices are part of the trail
     "List": Action.SEARCH,  # a submission set lists the record's documents
+    # structured content follows its document
+    "Observation": Action.READ,
+    "DiagnosticReport": Action.READ,
 }
 SEARCH_ACTION: Mapping[str, Action] = {
     **READ_ACTION,
     "DocumentReference": Action.SEARCH,
     "Patient": Action.SEARCH_PATIENT,
+    "Observation": Action.SEARCH,
+    "DiagnosticReport": Action.SEARCH,
 }
 WRITE_ACTION: Mapping[tuple[str, str], Action] = {
     ("DocumentReference", "create"): Action.FILE,
