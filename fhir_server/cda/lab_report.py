@@ -1,5 +1,9 @@
 """CR-BIO body -> one DiagnosticReport per chapter and one Observation per report entry,
-battery, isolate and result (pure: an lxml tree in, plain FHIR dicts out).
+battery, isolate, result and prior result (pure: an lxml tree in, plain FHIR dicts out).
+
+Members are `hasMember`, comments `note`, a prior result (entryRelationship REFR) the
+extension workflow-supportingInfo of the result it precedes; specimens and participants
+are not extracted.
 
 Which template is which kind comes from `data/cda_body.json` (`body_tables`). Each
 resource's id is derived from the document's uniqueId and the element's position, so the
@@ -23,12 +27,17 @@ from fhir_server.terminology.body_tables import LabTemplates, lab_templates, obs
 
 Json = dict[str, Any]
 
+SUPPORTING_INFO = "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
 # the clinical statements an entryRelationship or component may hold
 _STATEMENTS = ("observation", "organizer", "act", "procedure", "substanceAdministration")
 
 
 def _statement(container: etree._Element) -> etree._Element | None:
     return next((el for name in _STATEMENTS if (el := child(container, name)) is not None), None)
+
+
+def _ref(observation_id: str) -> Json:
+    return {"reference": f"Observation/{observation_id}"}
 
 
 def _kind(el: etree._Element, tables: LabTemplates) -> str | None:
@@ -93,10 +102,12 @@ class _Lab:
 
     def members(self, el: etree._Element, obs: Json) -> None:
         """Children as hasMember; comments as notes; others skipped with a reason."""
-        members, notes = [], []
+        members, notes, prior = [], [], []
         for part in _parts(el):
             if part.getparent().get("typeCode") == "REFR":  # type: ignore[union-attr]
-                self.walk.skip(part, "prior result (REFR) not extracted")
+                # a prior result: an Observation of its own, named as supporting info
+                if (earlier := self.result(part, None)) is not None:
+                    prior.append({"url": SUPPORTING_INFO, "valueReference": _ref(earlier)})
                 continue
             kind = _kind(part, self.tables)
             if kind == "comment":
@@ -104,11 +115,13 @@ class _Lab:
                     notes.append({"text": text})
             elif kind in self.handlers:
                 if (member := self.handlers[kind](part, None)) is not None:
-                    members.append({"reference": f"Observation/{member}"})
+                    members.append(_ref(member))
             elif kind not in self.tables.ignored_kinds:
                 self.walk.skip(part, f"unknown template {_template_list(part)}")
         if members:
             obs["hasMember"] = members
+        if prior:
+            obs["extension"] = prior
         if notes:
             obs["note"] = notes
 
