@@ -42,19 +42,24 @@ class Walk:
     resources: list[Json] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    _paths: dict[etree._Element, str] = field(default_factory=dict, repr=False)
 
     def path(self, el: etree._Element) -> str:
-        """The element's position as local names with indexes (`entry[2]/act`): stable
-        for the same bytes, readable in a report."""
-        steps = []
-        node: etree._Element | None = el
-        while node is not None and node is not self.root:
-            name = etree.QName(node).localname
-            parent = node.getparent()
-            same = [s for s in parent if s.tag == node.tag] if parent is not None else [node]
-            steps.append(f"{name}[{same.index(node) + 1}]" if len(same) > 1 else name)
-            node = parent
-        return "/".join(reversed(steps))
+        """The element's position as local names with indexes (`entry[2]/act[1]`):
+        stable for the same bytes, readable in a report. Memoised up the tree, so a walk
+        pays for each ancestor once."""
+        if el is self.root:
+            return ""
+        known = self._paths.get(el)
+        if known is not None:
+            return known
+        parent = el.getparent()
+        index = 1 + sum(1 for _ in el.itersiblings(el.tag, preceding=True))
+        step = f"{etree.QName(el).localname}[{index}]"
+        prefix = self.path(parent) if parent is not None else ""
+        found = f"{prefix}/{step}" if prefix else step
+        self._paths[el] = found
+        return found
 
     def id_of(self, el: etree._Element) -> str:
         return str(uuid.uuid5(DERIVED_ID_NAMESPACE, f"{self.unique_id}#{self.path(el)}"))
