@@ -88,7 +88,8 @@ def hides_documents(gate: Gate, record: Record) -> VisibilityFilter | None:
 
 
 async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
-    """ "Type/id" of the record's documents (and their content) hidden from this reader."""
+    """ "Type/id" of the record's documents (their content and structured content) hidden
+    from this reader."""
     hidden = hides_documents(gate, record)
     if hidden is None:
         return ()
@@ -101,6 +102,10 @@ async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
             url = str((content.get("attachment") or {}).get("url") or "")
             if (bid := local_id(url, "Binary")) is not None:
                 refs.append(f"Binary/{bid}")
+    # their structured content carries their facts: the same filter finds it
+    for rtype in DERIVED_TYPES:
+        plan = SearchPlan(rtype, count=HIDDEN_DOCUMENTS_MAX, visibility=hidden)
+        refs += [f"{rtype}/{s.id}" for s in (await gate._store.search(plan)).entries]
     return tuple(refs)
 
 

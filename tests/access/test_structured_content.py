@@ -231,3 +231,20 @@ def test_structured_content_is_read_only(dmp, token, method):
     assert r.json()["resourceType"] == "OperationOutcome"
     again = dmp.get(f"/fhir/Observation/{obs['id']}", headers=patient).json()
     assert again["meta"]["versionId"] == obs["meta"]["versionId"]
+
+
+def test_invisible_to_the_patient_hides_the_results_and_their_trail(dmp, token):
+    pid, _ = _filed(dmp, token, **{"security-label": "INVISIBLE_PATIENT"})
+    patient = token("patient", patient=pid)
+    hidden = _observations(dmp, pid, patient).json()
+    assert hidden["total"] == 0 and not hidden.get("entry")
+    pro = _authorised(dmp, token, pid)
+    seen = _observations(dmp, pid, pro).json()
+    assert seen["total"] == 9
+    some = seen["entry"][0]["resource"]["id"]
+    assert dmp.get(f"/fhir/Observation/{some}", headers=pro).status_code == 200
+    assert dmp.get(f"/fhir/Observation/{some}", headers=patient).status_code == 404
+    # the patient's trail does not name what is hidden from them
+    trail = dmp.get(f"/fhir/AuditEvent?patient={pid}&_count=200", headers=patient)
+    assert trail.status_code == 200 and trail.json().get("entry")
+    assert some not in trail.text
