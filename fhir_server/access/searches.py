@@ -73,7 +73,21 @@ async def search_scope(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]
             keys = unique_keys("Patient", {"identifier": [{"system": system, "value": code}]})
             holder = await gate._store.holder_of(keys[0]) if keys else None
             return await gate.record(holder[1]) if holder else NO_RECORD
-    return None
+    return await _scope_by_id(gate, rtype, params)
+
+
+async def _scope_by_id(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]) -> Record | None:
+    """Structured content searched by `_id` alone (`DiagnosticReport?_id=..&_include=..`):
+    the record of the resource named (one id); a record that does not exist when the
+    resource is unknown or hidden from the actor, so both answer alike."""
+    ids = [v for n, v in params if n == "_id"]
+    if rtype not in DERIVED_TYPES or len(ids) != 1 or "," in ids[0] or not ids[0]:
+        return None
+    stored = await gate._store.read(rtype, ids[0])
+    if stored is None or stored.deleted or not await sees_stored(gate, stored):
+        return NO_RECORD
+    pid = patient_of(rtype, stored.resource)
+    return await gate.record(pid) if pid else NO_RECORD
 
 
 def hides_documents(gate: Gate, record: Record) -> VisibilityFilter | None:

@@ -102,12 +102,25 @@ def test_an_authorised_professional_sees_the_results_then_blocked_sees_none(dmp,
     )
     kinds = sorted(e["resource"]["resourceType"] for e in r.json()["entry"])
     assert kinds == ["DiagnosticReport", "Observation"]
+    # by its id alone, the report names its record
+    r = dmp.get(
+        f"/fhir/DiagnosticReport?_id={report['id']}&_include=DiagnosticReport:result", headers=pro
+    )
+    assert r.status_code == 200, r.text
+    assert len(r.json()["entry"]) == 2
+    unknown = dmp.get("/fhir/DiagnosticReport?_id=no-such-report", headers=pro)
+    assert unknown.status_code == 403
 
     patient = token("patient", patient=pid)
     dmp.post("/fhir/Consent", json=_consent(pid, "deny", STRANGER), headers=patient)
     assert _observations(dmp, pid, pro).status_code == 403
     assert dmp.get(f"/fhir/DiagnosticReport?patient={pid}", headers=pro).status_code == 403
     assert dmp.get(f"/fhir/Observation/{tsh['id']}", headers=pro).status_code == 404
+    by_id = dmp.get(f"/fhir/DiagnosticReport?_id={report['id']}", headers=pro)
+    assert (by_id.status_code, by_id.text) == (
+        unknown.status_code,
+        unknown.text,
+    )
     # the reads and searches were audited in the patient's record
     trail = dmp.get(f"/fhir/AuditEvent?patient={pid}&_count=200", headers=patient).json()
     queries = [e["resource"].get("entity", [{}])[-1] for e in trail["entry"]]
@@ -134,6 +147,9 @@ def test_a_masked_reports_results_are_hidden_from_an_authorised_non_author(dmp, 
     assert dmp.get(f"/fhir/Observation/{some}", headers=author).status_code == 200
     # hidden and absent answer alike
     assert dmp.get(f"/fhir/Observation/{some}", headers=pro).status_code == 404
+    hidden_by_id = dmp.get(f"/fhir/Observation?_id={some}", headers=pro)
+    unknown = dmp.get("/fhir/Observation?_id=no-such-observation", headers=pro)
+    assert (hidden_by_id.status_code, hidden_by_id.text) == (unknown.status_code, unknown.text)
 
 
 def test_masking_and_unmasking_the_document_carries_to_its_results(dmp, token):
