@@ -97,8 +97,19 @@ def _lab(body: etree._Element, walk: Walk) -> None:
     extract_lab(body, walk)
 
 
+def _summary(body: etree._Element, walk: Walk) -> None:
+    from fhir_server.cda.patient_summary import extract_summary
+
+    extract_summary(body, walk)
+
+
 # the volets whose body this server reads; others are filed as they are
-READERS: dict[Volet, Callable[[etree._Element, Walk], None]] = {Volet.CR_BIO: _lab}
+READERS: dict[Volet, Callable[[etree._Element, Walk], None]] = {
+    Volet.CR_BIO: _lab,
+    Volet.VSM: _summary,
+    Volet.LDL_SES: _summary,
+    Volet.IPS_FR: _summary,
+}
 
 
 def extract_body(doc: CdaDocument) -> BodyExtraction:

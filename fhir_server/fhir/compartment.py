@@ -14,6 +14,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "Communication": "subject",
     "Observation": "subject",
     "DiagnosticReport": "subject",
+    "Condition": "subject",
+    "AllergyIntolerance": "patient",
 }
 
 

@@ -3,7 +3,7 @@ facts each one carries so that its document's rules govern it (pure).
 
 A derived resource is the extraction's output plus, from its DocumentReference:
 
-- `subject`: the document's patient;
+- `subject` (`patient` for an AllergyIntolerance): the document's patient;
 - extension `source-document` (valueReference DocumentReference/<id>): where it comes
   from, and whose rules apply (a read by id follows the live document);
 - `meta.source`: the document's uniqueId (masterIdentifier value), for information;
@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhir_server.fhir.compartment import PATIENT_ELEMENT
 from fhir_server.fhir.extensions import (
     DOCUMENT_AUTHOR_URL,
     DOCUMENT_CLASS_URL,
@@ -35,7 +36,7 @@ from fhir_server.search.visibility import RPPS_SYSTEM
 
 Json = dict[str, Any]
 
-DERIVED_TYPES = ("Observation", "DiagnosticReport")
+DERIVED_TYPES = ("Observation", "DiagnosticReport", "Condition", "AllergyIntolerance")
 _FACT_URLS = (SOURCE_DOCUMENT_URL, DOCUMENT_CLASS_URL, DOCUMENT_AUTHOR_URL, FILED_AT_URL)
 
 
@@ -90,7 +91,7 @@ def document_extensions(document: Mapping[str, Any]) -> list[Json]:
 def restamp(resource: Mapping[str, Any], document: Mapping[str, Any]) -> Json:
     """The derived resource carrying `document`'s current facts (any earlier ones gone)."""
     out = dict(resource)
-    out["subject"] = document.get("subject")
+    out[PATIENT_ELEMENT[str(resource["resourceType"])]] = document.get("subject")
     kept = [
         e
         for e in resource.get("extension") or []

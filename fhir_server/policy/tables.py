@@ -225,6 +225,8 @@ READ_ACTION: Mapping[str, Action] = {
     # structured content follows its document
     "Observation": Action.READ,
     "DiagnosticReport": Action.READ,
+    "Condition": Action.READ,
+    "AllergyIntolerance": Action.READ,
 }
 SEARCH_ACTION: Mapping[str, Action] = {
     **READ_ACTION,
@@ -232,6 +234,8 @@ SEARCH_ACTION: Mapping[str, Action] = {
     "Patient": Action.SEARCH_PATIENT,
     "Observation": Action.SEARCH,
     "DiagnosticReport": Action.SEARCH,
+    "Condition": Action.SEARCH,
+    "AllergyIntolerance": Action.SEARCH,
 }
 WRITE_ACTION: Mapping[tuple[str, str], Action] = {
     ("DocumentReference", "create"): Action.FILE,

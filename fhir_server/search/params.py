@@ -312,6 +312,26 @@ _DIAGNOSTIC_REPORT = [
     *_DOCUMENT_FACTS,
 ]
 
+_CONDITION = [
+    _p("patient", "reference", "subject", "Who has the condition", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "Who has the condition", **_PATIENT_REF),
+    _p("code", "token", "code", "The problem (CIM-10, CISP-2, DRC, Orphanet...)"),
+    _p("category", "token", "category", "The kind of problem (SNOMED CT)"),
+    _p("clinical-status", "token", "clinicalStatus", "active | resolved | inactive..."),
+    _p("onset-date", "date", "onsetDateTime", "When the condition began", sortable=True),
+    _p("abatement-date", "date", "abatementDateTime", "When the condition resolved"),
+    *_DOCUMENT_FACTS,
+]
+
+_ALLERGY_INTOLERANCE = [
+    _p("patient", "reference", "patient", "Who the allergy is for", **_PATIENT_REF),
+    _p("code", "token", "code", "The substance (CIS, ATC...) or data-absent-reason"),
+    _p("category", "token", "category", "food | medication | environment | biologic"),
+    _p("type", "token", "type", "allergy | intolerance"),
+    _p("clinical-status", "token", "clinicalStatus", "active | inactive | resolved"),
+    *_DOCUMENT_FACTS,
+]
+
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     rtype: {p.name: p for p in params}
     for rtype, params in {
@@ -323,6 +343,8 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "Communication": _COMMUNICATION,
         "Observation": _OBSERVATION,
         "DiagnosticReport": _DIAGNOSTIC_REPORT,
+        "Condition": _CONDITION,
+        "AllergyIntolerance": _ALLERGY_INTOLERANCE,
         "Binary": [],
     }.items()
 }

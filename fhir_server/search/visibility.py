@@ -44,6 +44,8 @@ VISIBILITY_PARAMS: dict[str, VisibilityParams] = {
     "DocumentReference": VisibilityParams(),
     "Observation": DERIVED_PARAMS,
     "DiagnosticReport": DERIVED_PARAMS,
+    "Condition": DERIVED_PARAMS,
+    "AllergyIntolerance": DERIVED_PARAMS,
 }
 
 

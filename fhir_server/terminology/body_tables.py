@@ -26,6 +26,20 @@ class LabTemplates:
     observation_category: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SummaryTables:
+    sections: dict[str, str]  # section templateId root -> problems | allergies
+    concern_entries: dict[str, frozenset[str]]  # kind -> concern entry templateId roots
+    status_observations: frozenset[str]
+    condition_clinical_system: str
+    allergy_clinical_system: str
+    allergy_clinical_codes: frozenset[str]  # an allergy is active, inactive or resolved
+    clinical_status: dict[str, str]
+    concern_status: dict[str, str]
+    allergy_categories: dict[str, str]  # SNOMED code of the CDA observation -> category
+    data_absent_reason: dict[str, str]
+
+
 @cache
 def _data() -> dict[str, Any]:
     return _load("cda_body")
@@ -62,3 +76,20 @@ def observation_status(cda_status: str | None) -> str:
 def value_kind(xsi_type: str) -> str | None:
     """How a value of this (local) xsi:type is read: quantity, interval, concept..."""
     return _data()["value_types"].get(xsi_type)
+
+
+@cache
+def summary_tables() -> SummaryTables:
+    t = _data()["patient_summary"]
+    return SummaryTables(
+        sections=dict(t["sections"]),
+        concern_entries={k: frozenset(v) for k, v in t["concern_entries"].items()},
+        status_observations=frozenset(t["status_observations"]),
+        condition_clinical_system=t["condition_clinical_system"],
+        allergy_clinical_system=t["allergy_clinical_system"],
+        allergy_clinical_codes=frozenset(t["allergy_clinical_codes"]),
+        clinical_status=dict(t["clinical_status"]),
+        concern_status=dict(t["concern_status"]),
+        allergy_categories=dict(t["allergy_categories"]),
+        data_absent_reason=dict(t["data_absent_reason"]),
+    )

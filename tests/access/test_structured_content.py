@@ -264,3 +264,21 @@ def test_invisible_to_the_patient_hides_the_results_and_their_trail(dmp, token):
     trail = dmp.get(f"/fhir/AuditEvent?patient={pid}&_count=200", headers=patient)
     assert trail.status_code == 200 and trail.json().get("entry")
     assert some not in trail.text
+
+
+def test_a_patient_summarys_problems_and_allergies_follow_its_rules(dmp, token):
+    pid, doc = _filed(dmp, token, name="vsm-body.xml", **{"security-label": "MASQUE_PS"})
+    assert sorted(_extension(doc, "extracted")) == ["AllergyIntolerance: 2", "Condition: 2"]
+    patient = token("patient", patient=pid)
+    conditions = dmp.get(
+        f"/fhir/Condition?patient={pid}&clinical-status=remission&_total=accurate",
+        headers=patient,
+    ).json()
+    assert conditions["total"] == 1
+    assert conditions["entry"][0]["resource"]["code"]["coding"][0]["code"] == "I10"
+    allergies = dmp.get(f"/fhir/AllergyIntolerance?patient={pid}", headers=patient).json()
+    assert {e["resource"]["patient"]["reference"] for e in allergies["entry"]} == {f"Patient/{pid}"}
+    pro = _authorised(dmp, token, pid)
+    for rtype in ("Condition", "AllergyIntolerance"):
+        hidden = dmp.get(f"/fhir/{rtype}?patient={pid}&_total=accurate", headers=pro).json()
+        assert hidden["total"] == 0 and not hidden.get("entry")

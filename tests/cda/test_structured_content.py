@@ -178,8 +178,8 @@ def test_a_derived_resource_carries_its_documents_facts(body):
     assert derived_facts(unmasked).labels == frozenset()
 
 
-def test_a_document_of_another_volet_yields_nothing():
-    assert _extract(FIXTURES / "ldl-ses.xml") == BodyExtraction()
+def test_a_level_1_document_yields_nothing():
+    assert _extract(FIXTURES / "cr-bio-n1-pdf.xml") == BodyExtraction()
 
 
 # -- the ANS examples (third-party; skipped when ../shared is absent) -----------------------
@@ -275,3 +275,73 @@ def test_ans_lab_examples_extract_every_result(name):
     observations = {r["id"] for r in extraction.resources if r["resourceType"] == "Observation"}
     assert observations <= referenced
     assert not [s for s in extraction.skipped if "unknown" in s]
+
+
+# -- patient summaries: problems and allergies ----------------------------------------------
+
+
+def test_patient_summary_problems_and_allergies():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    assert vsm.counts() == {"Condition": 2, "AllergyIntolerance": 2}
+    assert [s.split(": ", 1)[1] for s in vsm.skipped] == ["not a problems concern entry"]
+    conditions = {c["code"]["coding"][0]["code"]: c for c in vsm.resources if "onsetDateTime" in c}
+    hta, appendicitis = conditions["I10"], conditions["K35.8"]
+    assert hta["code"]["text"] == "Hypertension artérielle"
+    assert hta["clinicalStatus"]["coding"][0]["code"] == "remission"  # its status observation
+    assert hta["onsetDateTime"] == "2020-01-15"
+    assert appendicitis["clinicalStatus"]["coding"][0]["code"] == "resolved"  # concern completed
+    assert (appendicitis["onsetDateTime"], appendicitis["abatementDateTime"]) == (
+        "1998",
+        "1998-06-10",
+    )
+    allergies = [r for r in vsm.resources if r["resourceType"] == "AllergyIntolerance"]
+    assert allergies[0]["code"]["coding"][0]["code"] == "J01CE"
+    assert allergies[0]["clinicalStatus"]["coding"][0]["code"] == "active"
+    assert allergies[0]["onsetPeriod"] == {"start": "2010-03-01"}
+    assert allergies[1]["code"]["coding"][0]["system"].endswith("/data-absent-reason")
+
+
+@pytest.mark.parametrize("name", ["cr-bio-body.xml", "vsm-body.xml"])
+def test_extracted_resources_are_valid_fhir(name):
+    from fhir_server.fhir.validation import validate_resource
+
+    document = {
+        "resourceType": "DocumentReference",
+        "id": "doc-1",
+        "subject": {"reference": "Patient/p1"},
+        "masterIdentifier": {"value": "1.2.3"},
+    }
+    for res in _extract(FIXTURES / name).resources:
+        validate_resource(res["resourceType"], restamp(res, document))
+
+
+@ANS
+def test_ans_vsm_matches_the_oracle():
+    vsm = _extract(EXAMPLES / "VSM_1.4_2022.01.xml")
+    assert vsm.counts() == {"Condition": 4, "AllergyIntolerance": 1}
+    by_code = {
+        c["code"]["coding"][0]["code"]: c for c in vsm.resources if c["resourceType"] == "Condition"
+    }
+    assert by_code["G45.9"]["onsetDateTime"] == by_code["I20.0"]["onsetDateTime"] == "2019-08-11"
+    assert (by_code["N10"]["onsetDateTime"], by_code["N10"]["abatementDateTime"]) == (
+        "2018-04-22",
+        "2018-04-30",
+    )
+    allergy = next(r for r in vsm.resources if r["resourceType"] == "AllergyIntolerance")
+    assert allergy["code"]["coding"][0] == {
+        "system": "https://smt.esante.gouv.fr/terminologie-bdpm",
+        "code": "60234100",
+        "display": "PARACETAMOL",
+    }
+    assert allergy["clinicalStatus"]["coding"][0]["code"] == "inactive"
+
+
+@ANS
+def test_ans_ldl_ses_allergy_has_no_allergen():
+    ldl = _extract(EXAMPLES / "LDL-SES_2022.01.xml")
+    assert ldl.counts() == {"AllergyIntolerance": 1}
+    allergy = ldl.resources[0]
+    assert (
+        allergy["code"]["coding"][0]["system"]
+        == "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+    )
