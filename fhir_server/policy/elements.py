@@ -43,7 +43,12 @@ from enum import StrEnum
 from typing import Any
 
 from fhir_server.errors import FhirError, Issue
-from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL, IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import (
+    CLOSED_AT_URL,
+    FILED_AT_URL,
+    IS_ARCHIVED_URL,
+    STRUCTURED_CONTENT_URL,
+)
 from fhir_server.policy.decide import label_actions
 from fhir_server.policy.facts import document_facts
 from fhir_server.policy.model import Action
@@ -81,7 +86,11 @@ TABLES: Mapping[str, ElementTable] = {
             "securityLabel": Change.LABELS,
         },
         Change.IMMUTABLE,
-        {IS_ARCHIVED_URL: Action.PATCH_METADATA, FILED_AT_URL: Change.SERVER},
+        {
+            IS_ARCHIVED_URL: Action.PATCH_METADATA,
+            FILED_AT_URL: Change.SERVER,
+            STRUCTURED_CONTENT_URL: Change.SERVER,
+        },
         statuses=frozenset({"current", "superseded"}),
     ),
     "Patient": ElementTable(

@@ -169,6 +169,12 @@ def test_masking_and_unmasking_the_document_carries_to_its_results(dmp, token):
     assert r.status_code == 200, r.text
     assert _observations(dmp, pid, pro).json()["total"] == 0
     assert dmp.get(f"/fhir/Observation/{tsh}", headers=pro).status_code == 404
+    # the server's account of the extraction stays, and cannot be rewritten by a client
+    assert _extension(r.json(), "skipped") == [2]
+    at = next(i for i, e in enumerate(r.json()["extension"]) if "structured-content" in e["url"])
+    forged = [{"op": "replace", "path": f"/extension/{at}/extension/0/valueString", "value": "x"}]
+    refused = dmp.patch(f"/fhir/DocumentReference/{doc['id']}", json=forged, headers=headers)
+    assert refused.status_code >= 400, refused.text
     labels = r.json()["securityLabel"]
     unmask = [{"op": "remove", "path": f"/securityLabel/{len(labels) - 1}"}]
     r = dmp.patch(f"/fhir/DocumentReference/{doc['id']}", json=unmask, headers=headers)
