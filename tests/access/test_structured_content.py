@@ -288,3 +288,24 @@ def test_a_patient_summarys_problems_and_allergies_follow_its_rules(dmp, token):
     for rtype in ("Condition", "AllergyIntolerance"):
         hidden = dmp.get(f"/fhir/{rtype}?patient={pid}&_total=accurate", headers=pro).json()
         assert hidden["total"] == 0 and not hidden.get("entry")
+
+
+def test_destroying_a_record_destroys_its_structured_content(dmp, token):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from fhir_server.operations.housekeeping import housekeeping
+
+    pid, _ = _filed(dmp, token)
+    patient = token("patient", patient=pid)
+    ids = [e["resource"]["id"] for e in _observations(dmp, pid, patient).json()["entry"]]
+    assert len(ids) == 9
+    closed = dmp.post(f"/fhir/Patient/{pid}/$close", headers=patient)
+    assert closed.status_code == 200, closed.text
+    ctx = dmp.app.state.ctx
+    later = ctx.clock() + timedelta(days=3653 + 2)
+    report = dmp.portal.call(housekeeping, replace(ctx, clock=lambda: later))
+    assert report.destroyed == [pid]
+    for oid in ids:
+        assert dmp.portal.call(ctx.store.read, "Observation", oid) is None
+        assert dmp.portal.call(ctx.store.vread, "Observation", oid, 1) is None
