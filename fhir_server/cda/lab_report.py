@@ -81,14 +81,13 @@ class _Lab:
         self.category = category
         # the sub-chapter's code: what a battery without a code of its own is called
         self.fallback: Json | None = None
-        self.handlers: dict[str, Callable[[etree._Element, Json | None], str | None]] = {
+        self.handlers: dict[str, Callable[[etree._Element], str | None]] = {
             "result": self.result,
             "battery": self.group,
             "isolate": self.isolate,
-            "report": self.group,
         }
 
-    def base(self, el: etree._Element, kind: str) -> Json:
+    def base(self, el: etree._Element) -> Json:
         status = child(el, "statusCode")
         obs: Json = {
             "resourceType": "Observation",
@@ -106,7 +105,7 @@ class _Lab:
         for part in _parts(el):
             if part.getparent().get("typeCode") == "REFR":  # type: ignore[union-attr]
                 # a prior result: an Observation of its own, named as supporting info
-                if (earlier := self.result(part, None)) is not None:
+                if (earlier := self.result(part)) is not None:
                     prior.append({"url": SUPPORTING_INFO, "valueReference": _ref(earlier)})
                 continue
             kind = _kind(part, self.tables)
@@ -114,7 +113,7 @@ class _Lab:
                 if text := _comment(part, self.walk):
                     notes.append({"text": text})
             elif kind in self.handlers:
-                if (member := self.handlers[kind](part, None)) is not None:
+                if (member := self.handlers[kind](part)) is not None:
                     members.append(_ref(member))
             elif kind not in self.tables.ignored_kinds:
                 self.walk.skip(part, f"unknown template {_template_list(part)}")
@@ -130,10 +129,10 @@ class _Lab:
         if found is not None:
             obs[found[0]] = found[1]
 
-    def group(self, el: etree._Element, fallback: Json | None) -> str | None:
+    def group(self, el: etree._Element) -> str | None:
         """A report entry or a battery: its code (else the sub-chapter's), its members."""
-        obs = self.base(el, "group")
-        code = codeable(child(el, "code"), self.walk.narrative) or fallback or self.fallback
+        obs = self.base(el)
+        code = codeable(child(el, "code"), self.walk.narrative) or self.fallback
         if code is None:
             self.walk.skip(el, "no code and no sub-chapter code")
             return None
@@ -142,9 +141,9 @@ class _Lab:
         self.members(el, obs)
         return self.walk.keep(obs)
 
-    def isolate(self, el: etree._Element, fallback: Json | None) -> str | None:
+    def isolate(self, el: etree._Element) -> str | None:
         """An isolate (organizer CLUSTER): the organism as its value."""
-        obs = self.base(el, "isolate")
+        obs = self.base(el)
         obs["code"] = codeable(child(el, "code"), self.walk.narrative) or {"text": "Isolat"}
         organism = el.find(f"{v3('specimen')}/{v3('specimenRole')}/{v3('specimenPlayingEntity')}")
         if organism is not None:
@@ -155,8 +154,8 @@ class _Lab:
         self.members(el, obs)
         return self.walk.keep(obs)
 
-    def result(self, el: etree._Element, fallback: Json | None) -> str | None:
-        obs = self.base(el, "result")
+    def result(self, el: etree._Element) -> str | None:
+        obs = self.base(el)
         code = codeable(child(el, "code"), self.walk.narrative)
         if code is None:
             self.walk.skip(el, "result without code")
@@ -247,7 +246,7 @@ def extract_lab(body: etree._Element, walk: Walk) -> None:
                 walk.skip(entry, f"unknown entry template {_template_list(entry)}")
                 continue
             lab.fallback = _subsection_code(entry, tables, walk)
-            kept = lab.group(statement, None)
+            kept = lab.group(statement)
             if kept is not None:
                 results.append({"reference": f"Observation/{kept}"})
         if results:
