@@ -62,12 +62,18 @@ def xsi_type(el: etree._Element) -> str | None:
 
 
 def narrative_index(root: etree._Element) -> dict[str, str]:
-    """Text of every narrative element with an ID, for originalText/reference lookups."""
+    """Text of every element with an ID in the sections' narrative blocks, for
+    originalText/reference lookups (entries are not walked: an embedded PDF would make
+    this the costliest step of a filing)."""
     out: dict[str, str] = {}
-    for el in root.iter():
-        ident = el.get("ID") if isinstance(el.tag, str) else None
-        if ident and ident not in out:
-            out[ident] = " ".join("".join(el.itertext()).split())
+    for section in root.iter(v3("section")):
+        block = child(section, "text")
+        if block is None:
+            continue
+        for el in block.iter():
+            ident = el.get("ID") if isinstance(el.tag, str) else None
+            if ident and ident not in out:
+                out[ident] = " ".join("".join(el.itertext()).split())
     return out
 
 
