@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fhir_server import errors
 from fhir_server.access import answers, notices
 from fhir_server.access.audit import TRUSTED, audit_write
+from fhir_server.access.derived import following
 from fhir_server.access.records import Record, load_record
 from fhir_server.access.targets import Target, load_target
 from fhir_server.access.writes import GateWrites
@@ -98,7 +99,13 @@ class Gate(GateWrites):
         return answers.refusal(decision, ref)
 
     async def commit(self, writes: Sequence[Write]) -> list[Stored]:
-        return await self._store.commit(writes)
+        """One atomic commit; a document's structured content follows its changes in it
+        (`access.derived`). Returns what `writes` stored, in their order."""
+        follow = await following(self._store, writes)
+        if not follow:
+            return await self._store.commit(writes)
+        stored = await self._store.commit([*writes, *follow])
+        return stored[: len(writes)]
 
     # -- one resource --------------------------------------------------------------------
 

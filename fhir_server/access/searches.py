@@ -6,7 +6,9 @@ only what the actor may see.
 - A search names its record (`patient`, `subject`, `patient.identifier`); an INS no
   record holds is searched as a record that does not exist, with the same answer a
   record refused to the actor gets.
-- DocumentReference: the policy's `VisibilityFilter` is ANDed into the query.
+- DocumentReference, and the resources derived from documents (Observation,
+  DiagnosticReport, which carry their document's facts): the policy's
+  `VisibilityFilter` is ANDed into the query.
 - AuditEvent and notices (`Communication`), read by the patient, a legal representative
   or the treating physician: the entries naming a document hidden from that reader are
   left out by the query (`Not(entity in hidden)`), so the trail never names them.
@@ -27,9 +29,10 @@ from fhir_server.access.records import NO_RECORD, Record
 from fhir_server.access.targets import TRAIL_TYPES
 from fhir_server.auth.actor import Role
 from fhir_server.fhir.compartment import local_id, patient_of
+from fhir_server.fhir.derived import DERIVED_TYPES
 from fhir_server.fhir.uniqueness import unique_keys
 from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_filter
-from fhir_server.policy.facts import document_facts
+from fhir_server.policy.facts import derived_facts, document_facts
 from fhir_server.policy.tables import OWN_DOCUMENTS, READ_ACTION, SEARCH_ACTION
 from fhir_server.search.params import params_of
 from fhir_server.search.parse import identifier_cond, parse_query
@@ -46,7 +49,16 @@ MATCH_PAGE, MATCH_PAGES = 50, 20
 HIDDEN_DOCUMENTS_MAX = 10_000
 IDENTITY_MAX = 50
 # the types searched within one record (their store rows carry the record's id)
-COMPARTMENT_TYPES = ("DocumentReference", "Consent", "List", "AuditEvent", "Communication")
+COMPARTMENT_TYPES = (
+    "DocumentReference",
+    "Consent",
+    "List",
+    "AuditEvent",
+    "Communication",
+    *DERIVED_TYPES,
+)
+# the types whose rows carry a document's facts: the policy's filter applies to them
+DOCUMENT_RULED = ("DocumentReference", *DERIVED_TYPES)
 TRAIL_REF_PARAM = {"AuditEvent": "entity", "Communication": "about"}
 # the parameters by which the feeding profile names the documents it looks for
 OWN_DOCUMENT_KEYS = frozenset({"identifier", "_id"})
@@ -64,7 +76,21 @@ async def search_scope(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]
             keys = unique_keys("Patient", {"identifier": [{"system": system, "value": code}]})
             holder = await gate._store.holder_of(keys[0]) if keys else None
             return await gate.record(holder[1]) if holder else NO_RECORD
-    return None
+    return await _scope_by_id(gate, rtype, params)
+
+
+async def _scope_by_id(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]) -> Record | None:
+    """Structured content searched by `_id` alone (`DiagnosticReport?_id=..&_include=..`):
+    the record of the resource named (one id); a record that does not exist when the
+    resource is unknown or hidden from the actor, so both answer alike."""
+    ids = [v for n, v in params if n == "_id"]
+    if rtype not in DERIVED_TYPES or len(ids) != 1 or "," in ids[0] or not ids[0]:
+        return None
+    stored = await gate._store.read(rtype, ids[0])
+    if stored is None or stored.deleted or not await sees_stored(gate, stored):
+        return NO_RECORD
+    pid = patient_of(rtype, stored.resource)
+    return await gate.record(pid) if pid else NO_RECORD
 
 
 def hides_documents(gate: Gate, record: Record) -> VisibilityFilter | None:
@@ -79,7 +105,8 @@ def hides_documents(gate: Gate, record: Record) -> VisibilityFilter | None:
 
 
 async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
-    """ "Type/id" of the record's documents (and their content) hidden from this reader."""
+    """ "Type/id" of the record's documents (their content and structured content) hidden
+    from this reader."""
     hidden = hides_documents(gate, record)
     if hidden is None:
         return ()
@@ -92,6 +119,10 @@ async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
             url = str((content.get("attachment") or {}).get("url") or "")
             if (bid := local_id(url, "Binary")) is not None:
                 refs.append(f"Binary/{bid}")
+    # their structured content carries their facts: the same filter finds it
+    for rtype in DERIVED_TYPES:
+        plan = SearchPlan(rtype, count=HIDDEN_DOCUMENTS_MAX, visibility=hidden)
+        refs += [f"{rtype}/{s.id}" for s in (await gate._store.search(plan)).entries]
     return tuple(refs)
 
 
@@ -101,7 +132,7 @@ async def _scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPl
     ctx = gate.ctx
     assert ctx.actor is not None
     pid = record.facts.id
-    if plan.rtype == "DocumentReference":
+    if plan.rtype in DOCUMENT_RULED:
         vis = visibility_filter(ctx.actor, ctx.access, record.facts, record.consents, ctx.clock())
         return replace(plan, visibility=vis)
     plan = replace(plan, visibility=VisibilityFilter(pid, match_nothing=not pid))
@@ -253,7 +284,13 @@ async def sees_stored(gate: Gate, stored: Stored, *, known: bool = False) -> boo
     if pid is None:
         return gate.ctx.actor is not None and gate.ctx.actor.role == Role.AUDITOR
     record = await gate.record(pid)
-    doc = document_facts(res) if rtype == "DocumentReference" else None
+    doc = (
+        document_facts(res)
+        if rtype == "DocumentReference"
+        else derived_facts(res)
+        if rtype in DERIVED_TYPES
+        else None
+    )
     if (
         rtype == "Communication"
         and gate.ctx.actor

@@ -1,7 +1,8 @@
 """What governs access to one stored resource: its last live version, the record it
 belongs to, and the document whose rules apply (a Binary's, or the one an AuditEvent or
 notice names). Every version of a resource, deleted or not, is governed by its last live
-version; a Binary by the document it is the content of."""
+version; a Binary by the document it is the content of, and a resource derived from a
+document (its structured content) by that document."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.fhir.compartment import binary_document, local_id, patient_of
+from fhir_server.fhir.derived import DERIVED_TYPES, source_document
 from fhir_server.policy import DocumentFacts
 from fhir_server.policy.facts import document_facts
 from fhir_server.storage.port import Store, Stored
@@ -87,6 +89,8 @@ async def _governing_document(
         return resource
     if rtype == "Binary":
         return await _document(store, await binary_owner(store, stored))
+    if rtype in DERIVED_TYPES:
+        return await _document(store, source_document(resource))
     for ref in named_documents(rtype, resource):
         kind, rid = ref.split("/", 1)
         if kind == "DocumentReference":
@@ -103,6 +107,9 @@ async def load_target(store: Store, rtype: str, id: str) -> Target:
     if stored is None or governing is None:
         return Target(rtype, id, stored, None, None, None)
     document = await _governing_document(store, rtype, governing, stored)
+    if document is None and rtype in DERIVED_TYPES:
+        # derived content without its document is governed by nothing: it is no one's
+        return Target(rtype, id, stored, None, None, None)
     if rtype == "Binary":
         patient = patient_of("DocumentReference", document) if document else None
     else:

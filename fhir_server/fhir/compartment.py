@@ -12,6 +12,10 @@ PATIENT_ELEMENT: dict[str, str] = {
     "Consent": "patient",
     "List": "subject",
     "Communication": "subject",
+    "Observation": "subject",
+    "DiagnosticReport": "subject",
+    "Condition": "subject",
+    "AllergyIntolerance": "patient",
 }
 
 

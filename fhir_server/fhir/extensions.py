@@ -24,6 +24,13 @@ DMP_MOTIF_FERMETURE_SYSTEM = (
 # the tamper-evident chain of AuditEvents (`audit.chain`)
 CHAIN_PREVIOUS_URL = f"{LOCAL}/audit-chain-previous"
 CHAIN_HASH_URL = f"{LOCAL}/audit-chain-hash"
+# a resource derived from a filed document (its structured content): the document, and
+# the document's facts its visibility is decided on (`fhir.derived`)
+SOURCE_DOCUMENT_URL = f"{LOCAL}/source-document"
+DOCUMENT_CLASS_URL = f"{LOCAL}/document-class"
+DOCUMENT_AUTHOR_URL = f"{LOCAL}/document-author"
+# a DocumentReference's account of what its structured content yielded
+STRUCTURED_CONTENT_URL = f"{LOCAL}/structured-content"
 # PDSm: a document archived (TD3.3d), under the URL of the PDSm guide; the URL this
 # server used before is still read and accepted on input, and written as this one
 IS_ARCHIVED_URL = (

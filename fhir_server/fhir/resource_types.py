@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.binary import Binary
 from fhir.resources.R4B.communication import Communication
+from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.consent import Consent
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.list import List
+from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
 from fhir_server.fhir.mhd import PDSM_DOCREF_PROFILE
@@ -58,5 +62,10 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         # written by the server only: never created, changed or deleted through the API
         ResourceType("AuditEvent", AuditEvent, READ_ONLY, conditional_create=False),
         ResourceType("Communication", Communication, READ_ONLY, conditional_create=False),
+        # structured content of a filed document: written with it, never through the API
+        ResourceType("Observation", Observation, READ_ONLY, conditional_create=False),
+        ResourceType("DiagnosticReport", DiagnosticReport, READ_ONLY, conditional_create=False),
+        ResourceType("Condition", Condition, READ_ONLY, conditional_create=False),
+        ResourceType("AllergyIntolerance", AllergyIntolerance, READ_ONLY, conditional_create=False),
     )
 }

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL
+from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL, STRUCTURED_CONTENT_URL
 
 # extensions a new resource of the type never takes from the client
 SERVER_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "DocumentReference": (FILED_AT_URL,),
+    "DocumentReference": (FILED_AT_URL, STRUCTURED_CONTENT_URL),
     "Patient": (CLOSED_AT_URL,),
 }
 

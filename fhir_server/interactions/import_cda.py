@@ -1,5 +1,6 @@
-"""$import-cda: file one raw CDA document as Patient (if new) + Binary + DocumentReference,
-superseding the document it replaces, in ONE atomic commit.
+"""$import-cda: file one raw CDA document as Patient (if new) + Binary + DocumentReference
++ its structured content (`structured_content`), superseding the document it replaces,
+in ONE atomic commit.
 
 `prepare_import` does the lookups and returns the writes; `import_cda` commits them. The
 seam between the two is where another write (an AuditEvent) joins the same commit.
@@ -18,7 +19,7 @@ from fhir_server.cda.mapping import CDA_CONTENT_TYPE, CdaMapping, map_cda
 from fhir_server.fhir import mhd
 from fhir_server.fhir.server_fields import on_create
 from fhir_server.fhir.uniqueness import DOCUMENT_KEY, PATIENT_KEY
-from fhir_server.interactions import replacement
+from fhir_server.interactions import replacement, structured_content
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.outcome import WriteOutcome
@@ -86,18 +87,21 @@ async def prepare_import(ctx: Context, mapping: CdaMapping, data: bytes) -> Prep
     doc_id = new_id()
     binary_id = doc_ref["content"][0]["attachment"]["url"].split("/", 1)[1]
     writes.append(binary_write(binary_id, data, doc_id, now))
+    body = structured_content.extract(mapping.document)
     document = make_write(
         "create",
         "DocumentReference",
         doc_id,
-        on_create("DocumentReference", doc_ref, now),
+        structured_content.mark(on_create("DocumentReference", doc_ref, now), body),
         current=None,
         now=now,
     )
     ref = f"DocumentReference/{doc_id}"
+    assert document.resource is not None
     writes += [
         document,
         *await ctx.gate.judge("create", "DocumentReference", None, document.resource, ref),
+        *structured_content.writes(body, document.resource, now),
     ]
     for parent in parents:
         writes += await replacement.supersede_checked(ctx, parent, now)

@@ -6,7 +6,8 @@ DocumentReference (ITI-65); every attachment.url names a Binary of the Bundle; s
 SHA-1 hash are filled when absent and refused when wrong; a Binary holding a CDA is read
 and the DocumentReference's patient, type and masterIdentifier must agree with it; the
 subject resolves to the one Patient per INS; a document filed already (same uniqueId) is
-answered, not stored again; a replacement supersedes its parent in the same commit.
+answered, not stored again; a replacement supersedes its parent in the same commit; a
+CDA's structured content (`structured_content`) is written with its document.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from fhir_server.fhir.uniqueness import (
     SUBMISSION_SET_KEY,
     submission_set_key,
 )
-from fhir_server.interactions import replacement, transaction
+from fhir_server.interactions import replacement, structured_content, transaction
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.create import duplicate_error
 from fhir_server.interactions.publication_subjects import Subjects
@@ -82,6 +83,8 @@ class ProvideDocument:
     now: str = ""
     subjects: Subjects = field(default_factory=Subjects)
     parents: dict[int, list[Stored]] = field(default_factory=dict)
+    # entry index -> the CDA of a document filed by this Bundle (its structured content)
+    cdas: dict[int, CdaDocument] = field(default_factory=dict)
 
     async def before(self, ctx: Context, entries: list[Entry]) -> dict[str, str]:
         self.now = self.subjects.now = ctx.now_iso()
@@ -144,7 +147,23 @@ class ProvideDocument:
                         )
                     continue
                 writes += await replacement.supersede_checked(ctx, parent, self.now, "ITI-65")
-        return writes
+        return writes + self._structured_content(by_index)
+
+    def _structured_content(self, by_index: dict[int, Entry]) -> list[Write]:
+        """Each new document's structured content, and its account on the document."""
+        out: list[Write] = []
+        for index, cda in self.cdas.items():
+            write = by_index[index].write
+            if write is None or write.resource is None:
+                continue
+            body = structured_content.extract(cda)
+            # the document's Write is built already: its account joins it in place (no
+            # index term reads that extension)
+            marked = structured_content.mark(write.resource, body)
+            write.resource.clear()
+            write.resource.update(marked)
+            out += structured_content.writes(body, write.resource, self.now)
+        return out
 
     # -- checks --------------------------------------------------------------------------
 
@@ -194,6 +213,8 @@ class ProvideDocument:
             await self._already_filed(ctx, e, binaries, found, resolved)
             return
         self._tie(e, binaries)
+        if cda is not None:
+            self.cdas[e.index] = cda
         await self.subjects.resolve(ctx, doc, cda, by_url)
         if cda is not None and "relatesTo" not in doc:
             relates = relates_to(cda.header)

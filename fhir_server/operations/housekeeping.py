@@ -13,6 +13,7 @@ from fhir_server.access.notices import notification_write
 from fhir_server.access.targets import binary_owner, last_live
 from fhir_server.audit import notifications as notify
 from fhir_server.fhir.compartment import patient_of
+from fhir_server.fhir.derived import DERIVED_TYPES
 from fhir_server.interactions.context import Context
 from fhir_server.policy import INVISIBLE_PATIENT, Decision, embargo_cutoff
 from fhir_server.policy.facts import closed_at, document_facts
@@ -22,7 +23,15 @@ RETENTION = timedelta(days=3653)  # ten years after closure, leap days included
 NOTICE_AFTER = timedelta(days=14)  # R.1111-53: the patient is told after two weeks
 # what a record's destruction removes, Binaries first (found through their
 # DocumentReference); AuditEvents stay: they are the trace
-DESTRUCTION_ORDER = ("Binary", "DocumentReference", "Consent", "List", "Communication")
+# a document's structured content goes with it (its owner is its `subject` / `patient`)
+DESTRUCTION_ORDER = (
+    "Binary",
+    *DERIVED_TYPES,
+    "DocumentReference",
+    "Consent",
+    "List",
+    "Communication",
+)
 
 
 @dataclass

@@ -49,6 +49,7 @@ from fhir_server.fhir.extensions import (
     FILED_AT_URL,
     IS_ARCHIVED_URL,
     LEGACY_IS_ARCHIVED_URL,
+    STRUCTURED_CONTENT_URL,
 )
 from fhir_server.policy.decide import label_actions
 from fhir_server.policy.facts import document_facts
@@ -91,6 +92,7 @@ TABLES: Mapping[str, ElementTable] = {
             IS_ARCHIVED_URL: Action.PATCH_METADATA,
             LEGACY_IS_ARCHIVED_URL: Action.PATCH_METADATA,
             FILED_AT_URL: Change.SERVER,
+            STRUCTURED_CONTENT_URL: Change.SERVER,
         },
         statuses=frozenset({"current", "superseded"}),
     ),

@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from fhir_server.auth.actor import FINESS_SYSTEM, RPPS_SYSTEM
-from fhir_server.fhir.extensions import CLOSED_AT_URL, FILED_AT_URL, extension_value
+from fhir_server.fhir.extensions import (
+    CLOSED_AT_URL,
+    DOCUMENT_AUTHOR_URL,
+    DOCUMENT_CLASS_URL,
+    FILED_AT_URL,
+    extension_value,
+)
 from fhir_server.policy.consents import ConsentFacts
 from fhir_server.policy.model import (
     CLASS_SYSTEM,
@@ -159,5 +165,33 @@ def document_facts(document: Mapping[str, Any]) -> DocumentFacts:
         filed_at=filed_at(document),
         status=str(document.get("status", "current")),
         custodian_finess=custodian[0] if custodian else None,
+        filed_by_patient=bool(classes and classes[0] == "90"),
+    )
+
+
+def derived_facts(resource: Mapping[str, Any]) -> DocumentFacts:
+    """The facts of its document that a derived resource (Observation, DiagnosticReport)
+    carries (`fhir.derived`): a search result is checked on them without loading the
+    document; a read by id loads the document itself."""
+    labels = [
+        str(c.get("code"))
+        for c in (resource.get("meta") or {}).get("security") or []
+        if isinstance(c, Mapping) and c.get("system") == VISIBILITY_SYSTEM and c.get("code")
+    ]
+    classes, authors = [], set()
+    for ext in resource.get("extension") or []:
+        if not isinstance(ext, Mapping):
+            continue
+        if ext.get("url") == DOCUMENT_CLASS_URL and (ext.get("valueCoding") or {}).get("code"):
+            classes.append(str(ext["valueCoding"]["code"]))
+        elif ext.get("url") == DOCUMENT_AUTHOR_URL:
+            ident = ext.get("valueIdentifier") or {}
+            if ident.get("system") == RPPS_SYSTEM and ident.get("value"):
+                authors.add(str(ident["value"]))
+    return DocumentFacts(
+        labels=frozenset(labels),
+        author_rpps=frozenset(authors),
+        class_code=classes[0] if classes else "",
+        filed_at=filed_at(resource),
         filed_by_patient=bool(classes and classes[0] == "90"),
     )

@@ -238,11 +238,20 @@ READ_ACTION: Mapping[str, Action] = {
     "AuditEvent": Action.READ_AUDIT,
     "Communication": Action.READ_AUDIT,  # the patient's notices are part of the trail
     "List": Action.SEARCH,  # a submission set lists the record's documents
+    # structured content follows its document
+    "Observation": Action.READ,
+    "DiagnosticReport": Action.READ,
+    "Condition": Action.READ,
+    "AllergyIntolerance": Action.READ,
 }
 SEARCH_ACTION: Mapping[str, Action] = {
     **READ_ACTION,
     "DocumentReference": Action.SEARCH,
     "Patient": Action.SEARCH_PATIENT,
+    "Observation": Action.SEARCH,
+    "DiagnosticReport": Action.SEARCH,
+    "Condition": Action.SEARCH,
+    "AllergyIntolerance": Action.SEARCH,
 }
 WRITE_ACTION: Mapping[tuple[str, str], Action] = {
     ("DocumentReference", "create"): Action.FILE,

@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fhir_server.fhir.extensions import FILED_AT_URL, IS_ARCHIVED_URL, LEGACY_IS_ARCHIVED_URL
+from fhir_server.fhir.extensions import (
+    DOCUMENT_AUTHOR_URL,
+    DOCUMENT_CLASS_URL,
+    FILED_AT_URL,
+    IS_ARCHIVED_URL,
+    LEGACY_IS_ARCHIVED_URL,
+    SOURCE_DOCUMENT_URL,
+)
 
 ParamType = Literal["token", "reference", "date", "string", "uri"]
 
@@ -241,6 +248,109 @@ _COMMUNICATION = [
     _p("category", "token", "category", "Message category"),
 ]
 
+# the facts of its source document each derived resource carries (`fhir.derived`), which
+# the store's visibility filter compiles against (`search.visibility.DERIVED_PARAMS`)
+_DOCUMENT_FACTS = [
+    _p(
+        "document",
+        "reference",
+        f"ext({SOURCE_DOCUMENT_URL}).valueReference",
+        "The filed document this was extracted from",
+        targets=("DocumentReference",),
+    ),
+    _p("security-label", "token", "meta.security", "Security labels of the source document"),
+    _p(
+        "document-class",
+        "token",
+        f"ext({DOCUMENT_CLASS_URL}).valueCoding",
+        "Class of the source document (TRE_A03)",
+    ),
+    _p(
+        "document-author",
+        "token",
+        f"ext({DOCUMENT_AUTHOR_URL}).valueIdentifier",
+        "RPPS of an author of the source document",
+    ),
+    _p(
+        "filed",
+        "date",
+        f"ext({FILED_AT_URL}).valueInstant",
+        "When the source document was filed on this server",
+    ),
+]
+
+_OBSERVATION = [
+    _p("patient", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
+    _p("code", "token", "code", "The code of the observation (LOINC, or a local code)"),
+    _p("category", "token", "category", "laboratory, and the lab chapter (LOINC)"),
+    _p(
+        "date",
+        "date",
+        "effectiveDateTime | effectivePeriod",
+        "Clinically relevant time of the observation",
+        sortable=True,
+    ),
+    _p("status", "token", "status", "registered | final | cancelled | entered-in-error"),
+    _p(
+        "has-member",
+        "reference",
+        "hasMember",
+        "The battery's or isolate's member observations",
+        targets=("Observation",),
+    ),
+    _p(
+        "value-concept",
+        "token",
+        "valueCodeableConcept",
+        "The value of the observation, if it is a code",
+    ),
+    *_DOCUMENT_FACTS,
+]
+
+_DIAGNOSTIC_REPORT = [
+    _p("patient", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
+    _p("code", "token", "code", "The report code (11502-2 Laboratory report)"),
+    _p("category", "token", "category", "Laboratory studies, and the lab chapter (LOINC)"),
+    _p(
+        "date",
+        "date",
+        "effectiveDateTime | effectivePeriod",
+        "Clinically relevant time of the report",
+        sortable=True,
+    ),
+    _p("status", "token", "status", "final"),
+    _p(
+        "result",
+        "reference",
+        "result",
+        "The report's observations",
+        targets=("Observation",),
+    ),
+    *_DOCUMENT_FACTS,
+]
+
+_CONDITION = [
+    _p("patient", "reference", "subject", "Who has the condition", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "Who has the condition", **_PATIENT_REF),
+    _p("code", "token", "code", "The problem (CIM-10, CISP-2, DRC, Orphanet...)"),
+    _p("category", "token", "category", "The kind of problem (SNOMED CT)"),
+    _p("clinical-status", "token", "clinicalStatus", "active | resolved | inactive..."),
+    _p("onset-date", "date", "onsetDateTime", "When the condition began", sortable=True),
+    _p("abatement-date", "date", "abatementDateTime", "When the condition resolved"),
+    *_DOCUMENT_FACTS,
+]
+
+_ALLERGY_INTOLERANCE = [
+    _p("patient", "reference", "patient", "Who the allergy is for", **_PATIENT_REF),
+    _p("code", "token", "code", "The substance (CIS, ATC...) or data-absent-reason"),
+    _p("category", "token", "category", "food | medication | environment | biologic"),
+    _p("type", "token", "type", "allergy | intolerance"),
+    _p("clinical-status", "token", "clinicalStatus", "active | inactive | resolved"),
+    *_DOCUMENT_FACTS,
+]
+
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     rtype: {p.name: p for p in params}
     for rtype, params in {
@@ -250,6 +360,10 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "AuditEvent": _AUDIT_EVENT,
         "List": _LIST,
         "Communication": _COMMUNICATION,
+        "Observation": _OBSERVATION,
+        "DiagnosticReport": _DIAGNOSTIC_REPORT,
+        "Condition": _CONDITION,
+        "AllergyIntolerance": _ALLERGY_INTOLERANCE,
         "Binary": [],
     }.items()
 }
@@ -294,6 +408,8 @@ INCLUDES: dict[str, tuple[str, str, str]] = {
     "DocumentReference:patient": ("DocumentReference", "patient", "Patient"),
     "DocumentReference:subject": ("DocumentReference", "subject", "Patient"),
     "DocumentReference:subject:Patient": ("DocumentReference", "subject", "Patient"),
+    "DiagnosticReport:result": ("DiagnosticReport", "result", "Observation"),
+    "Observation:has-member": ("Observation", "has-member", "Observation"),
 }
 
 

@@ -16,6 +16,7 @@ the Gate re-checks every result (`access.searches.visible`), as defence in depth
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.search import tokens
@@ -26,10 +27,39 @@ RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 FILED_PARAM = "filed"
 
 
-def visibility_terms(rule: Any) -> tuple[str, str | None, str | None]:
+@dataclass(frozen=True)
+class VisibilityParams:
+    """The index parameters holding a document's facts in one resource type's rows."""
+
+    label: str = "security-label"
+    author: str = "author:identifier"
+    class_code: str = "category"
+    filed: str = FILED_PARAM
+
+
+# a resource derived from a document carries the document's facts under names of its own
+# (its `category` is the lab category, not the document class): `fhir.derived`
+DERIVED_PARAMS = VisibilityParams("security-label", "document-author", "document-class")
+VISIBILITY_PARAMS: dict[str, VisibilityParams] = {
+    "DocumentReference": VisibilityParams(),
+    "Observation": DERIVED_PARAMS,
+    "DiagnosticReport": DERIVED_PARAMS,
+    "Condition": DERIVED_PARAMS,
+    "AllergyIntolerance": DERIVED_PARAMS,
+}
+
+
+def visibility_params(rtype: str) -> VisibilityParams:
+    return VISIBILITY_PARAMS.get(rtype, VisibilityParams())
+
+
+def visibility_terms(
+    rule: Any, rtype: str = "DocumentReference"
+) -> tuple[str, str | None, str | None]:
     """(label token term, exempt-author token term, filing cutoff instant) of one rule."""
-    label = tokens.term("security-label", rule.system, rule.code)
+    names = visibility_params(rtype)
+    label = tokens.term(names.label, rule.system, rule.code)
     rpps = getattr(rule, "unless_author_rpps", None)
-    author = tokens.term("author:identifier", RPPS_SYSTEM, rpps) if rpps else None
+    author = tokens.term(names.author, RPPS_SYSTEM, rpps) if rpps else None
     after = getattr(rule, "only_if_filed_after", None)
     return label, author, render(after) if after is not None else None

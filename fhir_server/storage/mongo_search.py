@@ -43,7 +43,7 @@ from fhir_server.search.plan import (
     TermSuffix,
     encode_cursor,
 )
-from fhir_server.search.visibility import FILED_PARAM, visibility_terms
+from fhir_server.search.visibility import visibility_params, visibility_terms
 from fhir_server.storage.port import Stored
 
 Filter = dict[str, Any]
@@ -61,9 +61,10 @@ def prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _filter_mongo(f: Any) -> Filter:
+def _filter_mongo(f: Any, rtype: str = "DocumentReference") -> Filter:
     if f.match_nothing:
         return {"_id": {"$in": []}}
+    names = visibility_params(rtype)
     scope: list[Filter] = []
     if getattr(f, "patient", None):
         scope.append({"patient": f.patient})
@@ -71,16 +72,17 @@ def _filter_mongo(f: Any) -> Filter:
     if f.allowed_classes is not None:
         # a class code in any system
         classes = [
-            _prefix("tok", tokens.code_prefix("category", c)) for c in sorted(f.allowed_classes)
+            _prefix("tok", tokens.code_prefix(names.class_code, c))
+            for c in sorted(f.allowed_classes)
         ]
         parts.append({"$or": classes} if classes else {"_id": {"$in": []}})
     for rule in f.exclude:
-        label, author, cutoff = visibility_terms(rule)
+        label, author, cutoff = visibility_terms(rule, rtype)
         hides: list[Filter] = [{"tok": label}]
         if author:
             hides.append({"tok": {"$ne": author}})
         if cutoff:
-            filed = {"p": FILED_PARAM, "lo": {"$lte": cutoff}}
+            filed = {"p": names.filed, "lo": {"$lte": cutoff}}
             hides.append({"date": {"$not": {"$elemMatch": filed}}})
         parts.append({"$nor": [{"$and": hides}]})
     if getattr(f, "invert", False):
@@ -102,7 +104,7 @@ def visibility_mongo(visibility: Any, rtype: str = "DocumentReference") -> Filte
     if to_mongo is not None:
         return to_mongo(rtype)
     if all(hasattr(visibility, a) for a in ("match_nothing", "allowed_classes", "exclude")):
-        return _filter_mongo(visibility)
+        return _filter_mongo(visibility, rtype)
     raise TypeError(f"visibility {type(visibility).__name__} cannot compile to MongoDB")
 
 

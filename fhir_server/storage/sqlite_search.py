@@ -38,7 +38,7 @@ from fhir_server.search.plan import (
     TermSuffix,
     encode_cursor,
 )
-from fhir_server.search.visibility import FILED_PARAM, visibility_terms
+from fhir_server.search.visibility import visibility_params, visibility_terms
 from fhir_server.storage.port import Stored
 
 # _total=estimate counts up to this many matches, then gives up (no total)
@@ -57,6 +57,7 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
     if f.match_nothing:
         return "0", []
     tok, dat = f'"{rtype}_token"', f'"{rtype}_date"'
+    names = visibility_params(rtype)
     scope: list[str] = []
     args: list[Any] = []
     if getattr(f, "patient", None):
@@ -72,10 +73,10 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
             ranges = " OR ".join(["term >= ? AND term < ?"] * len(classes))
             parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND ({ranges}))")
             for c in classes:
-                prefix = tokens.code_prefix("category", c)
+                prefix = tokens.code_prefix(names.class_code, c)
                 args += [prefix, prefix_upper(prefix)]
     for rule in f.exclude:
-        label, author, cutoff = visibility_terms(rule)
+        label, author, cutoff = visibility_terms(rule, rtype)
         hides = [f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term = ?)"]
         args.append(label)
         if author:
@@ -85,7 +86,7 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
             hides.append(
                 f"NOT EXISTS (SELECT 1 FROM {dat} WHERE rid = r.rid AND param = ? AND +low <= ?)"
             )
-            args += [FILED_PARAM, cutoff]
+            args += [names.filed, cutoff]
         parts.append(f"NOT ({' AND '.join(hides)})")
     admitted = " AND ".join(parts) or "1"
     if getattr(f, "invert", False):

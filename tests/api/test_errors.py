@@ -113,8 +113,8 @@ def test_bad_id(client):
 
 
 def test_unknown_type_and_wrong_method(client):
-    _assert_outcome(client.get("/fhir/Observation/1"), 404, "not-found")
-    _assert_outcome(client.post("/fhir/Observation", json={}, headers=FHIR_JSON), 404)
+    _assert_outcome(client.get("/fhir/Encounter/1"), 404, "not-found")
+    _assert_outcome(client.post("/fhir/Encounter", json={}, headers=FHIR_JSON), 404)
     _assert_outcome(client.post("/fhir/Patient/123", json=patient(), headers=FHIR_JSON), 405)
     _assert_outcome(
         client.post("/fhir/AuditEvent", json={"resourceType": "AuditEvent"}, headers=FHIR_JSON), 405

@@ -111,8 +111,8 @@ def test_reindex_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["reindex", "--data-dir", str(tmp_path), "--type", "DocumentReference"]) == 0
     out = capsys.readouterr().out
     assert "DocumentReference: 1 reindexed" in out
-    assert main(["reindex", "--data-dir", str(tmp_path), "--type", "Observation"]) == 2
-    assert "unknown resource type 'Observation'" in capsys.readouterr().err
+    assert main(["reindex", "--data-dir", str(tmp_path), "--type", "Encounter"]) == 2
+    assert "unknown resource type 'Encounter'" in capsys.readouterr().err
 
 
 def _same_data(store: Any) -> Any:

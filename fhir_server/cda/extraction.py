@@ -1,0 +1,149 @@
+"""Structured content of a CDA body: which volets are read, and what one reading yields
+(pure: the parsed document in, FHIR dicts and a report out).
+
+`extract_body` never raises on the body's content: an element it cannot read is skipped
+and listed with its reason (`BodyExtraction.skipped`), a doubtful detail that is left out
+is a warning, and the document is filed whatever they say.
+
+Ids are UUIDv5 of the document's uniqueId and the element's XPath position: the same
+document yields the same ids, two documents never share one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from fhir_server.cda.datatypes import narrative_index
+from fhir_server.cda.volet import Volet
+
+if TYPE_CHECKING:
+    from fhir_server.cda.mapping import CdaDocument
+
+Json = dict[str, Any]
+
+# resources derived from a document: every one of them lives by its document's rules
+DERIVED_ID_NAMESPACE = uuid.UUID("6f1e7a52-3c1b-5d0e-9a55-2b8d4c1f0e11")
+# at most this many reasons are listed (the count is always exact)
+LISTED_REASONS = 20
+
+
+@dataclass
+class Walk:
+    """What one reading of a body collects, and the helpers every handler shares."""
+
+    unique_id: str
+    root: etree._Element
+    narrative: dict[str, str]
+    resources: list[Json] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    _paths: dict[etree._Element, str] = field(default_factory=dict, repr=False)
+
+    def path(self, el: etree._Element) -> str:
+        """The element's position as local names with indexes (`entry[2]/act[1]`):
+        stable for the same bytes, readable in a report. Memoised up the tree, so a walk
+        pays for each ancestor once."""
+        if el is self.root:
+            return ""
+        known = self._paths.get(el)
+        if known is not None:
+            return known
+        parent = el.getparent()
+        index = 1 + sum(1 for _ in el.itersiblings(el.tag, preceding=True))
+        step = f"{etree.QName(el).localname}[{index}]"
+        prefix = self.path(parent) if parent is not None else ""
+        found = f"{prefix}/{step}" if prefix else step
+        self._paths[el] = found
+        return found
+
+    def id_of(self, el: etree._Element) -> str:
+        return str(uuid.uuid5(DERIVED_ID_NAMESPACE, f"{self.unique_id}#{self.path(el)}"))
+
+    def keep(self, resource: Json) -> str:
+        self.resources.append(resource)
+        return str(resource["id"])
+
+    def skip(self, el: etree._Element, reason: str) -> None:
+        self.skipped.append(f"{self._where(el)}: {reason}")
+
+    def warn(self, el: etree._Element, message: str) -> None:
+        self.warnings.append(f"{self._where(el)}: {message}")
+
+    def _where(self, el: etree._Element) -> str:
+        return self.path(el)
+
+
+@dataclass(frozen=True)
+class BodyExtraction:
+    resources: tuple[Json, ...] = ()
+    skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for res in self.resources:
+            out[res["resourceType"]] = out.get(res["resourceType"], 0) + 1
+        return out
+
+
+def _lab(body: etree._Element, walk: Walk) -> None:
+    from fhir_server.cda.lab_report import extract_lab  # the lab walk imports Walk
+
+    extract_lab(body, walk)
+
+
+def _summary(body: etree._Element, walk: Walk) -> None:
+    from fhir_server.cda.patient_summary import extract_summary
+
+    extract_summary(body, walk)
+
+
+# the volets whose body this server reads; others are filed as they are
+READERS: dict[Volet, Callable[[etree._Element, Walk], None]] = {
+    Volet.CR_BIO: _lab,
+    Volet.VSM: _summary,
+    Volet.LDL_SES: _summary,
+    Volet.IPS_FR: _summary,
+}
+
+
+def extract_body(doc: CdaDocument) -> BodyExtraction:
+    reader = READERS.get(doc.volet)
+    body = doc.root.find("{urn:hl7-org:v3}component/{urn:hl7-org:v3}structuredBody")
+    if reader is None or body is None:
+        return BodyExtraction()
+    return read_body(doc.unique_id, doc.root, body, reader)
+
+
+def read_body(
+    unique_id: str,
+    root: etree._Element,
+    body: etree._Element,
+    reader: Callable[[etree._Element, Walk], None],
+) -> BodyExtraction:
+    walk = Walk(unique_id, root, narrative_index(body))
+    reader(body, walk)
+    return BodyExtraction(tuple(walk.resources), tuple(walk.skipped), tuple(walk.warnings))
+
+
+def _listed(items: tuple[str, ...]) -> list[str]:
+    shown = list(items[:LISTED_REASONS])
+    if len(items) > LISTED_REASONS:
+        shown.append(f"... and {len(items) - LISTED_REASONS} more")
+    return shown
+
+
+def summary(extraction: BodyExtraction) -> Json:
+    """What was extracted and skipped, as plain data (the DocumentReference's extension
+    and the filing's answer are built from it)."""
+    return {
+        "extracted": extraction.counts(),
+        "skipped": len(extraction.skipped),
+        "skipped_reasons": _listed(extraction.skipped),
+        "warnings": _listed(extraction.warnings),
+    }

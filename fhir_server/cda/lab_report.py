@@ -1,0 +1,265 @@
+"""CR-BIO body -> one DiagnosticReport per chapter and one Observation per report entry,
+battery, isolate, result and prior result (pure: an lxml tree in, plain FHIR dicts out).
+
+Members are `hasMember`, comments `note`, a prior result (entryRelationship REFR) the
+extension workflow-supportingInfo of the result it precedes; specimens and participants
+are not extracted.
+
+Which template is which kind comes from `data/cda_body.json` (`body_tables`). Each
+resource's id is derived from the document's uniqueId and the element's position, so the
+same document always yields the same ids. An element that cannot be read is skipped with
+its reason in the `Walk`, never failing the filing; its parent is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lxml import etree
+
+from fhir_server.cda import datatypes as dt
+from fhir_server.cda.datatypes import Unreadable, child, children, codeable, template_ids, v3
+from fhir_server.cda.extraction import Walk
+from fhir_server.cda.header import II
+from fhir_server.cda.resources import identifier
+from fhir_server.terminology.body_tables import LabTemplates, lab_templates, observation_status
+
+Json = dict[str, Any]
+
+SUPPORTING_INFO = "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
+# the clinical statements an entryRelationship or component may hold
+_STATEMENTS = ("observation", "organizer", "act", "procedure", "substanceAdministration")
+
+
+def _statement(container: etree._Element) -> etree._Element | None:
+    return next((el for name in _STATEMENTS if (el := child(container, name)) is not None), None)
+
+
+def _ref(observation_id: str) -> Json:
+    return {"reference": f"Observation/{observation_id}"}
+
+
+def _kind(el: etree._Element, tables: LabTemplates) -> str | None:
+    return next((tables.components[t] for t in template_ids(el) if t in tables.components), None)
+
+
+def _parts(el: etree._Element) -> list[etree._Element]:
+    """The statements nested in one (entryRelationship of an act or observation,
+    component of an organizer), in document order."""
+    out = []
+    for container in [*children(el, "entryRelationship"), *children(el, "component")]:
+        if (inner := _statement(container)) is not None:
+            out.append(inner)
+    return out
+
+
+def _identifiers(el: etree._Element) -> list[Json]:
+    out = []
+    for ident in children(el, "id"):
+        if ident.get("root") and not ident.get("nullFlavor"):
+            out.append(identifier(II(ident.get("root") or "", ident.get("extension"))))
+    return out
+
+
+def _comment(el: etree._Element, walk: Walk) -> str | None:
+    text_el = child(el, "text")
+    if text_el is None:
+        return None
+    ref = child(text_el, "reference")
+    if ref is not None and (target := (ref.get("value") or "").lstrip("#")):
+        return walk.narrative.get(target)
+    return " ".join("".join(text_el.itertext()).split()) or None
+
+
+class _Lab:
+    """The walk of one chapter: builds Observations, returns the ids of those it kept."""
+
+    def __init__(self, walk: Walk, tables: LabTemplates, category: list[Json]) -> None:
+        self.walk = walk
+        self.tables = tables
+        self.category = category
+        # the sub-chapter's code: what a battery without a code of its own is called
+        self.fallback: Json | None = None
+        self.handlers: dict[str, Callable[[etree._Element], str | None]] = {
+            "result": self.result,
+            "battery": self.group,
+            "isolate": self.isolate,
+        }
+
+    def base(self, el: etree._Element) -> Json:
+        status = child(el, "statusCode")
+        obs: Json = {
+            "resourceType": "Observation",
+            "id": self.walk.id_of(el),
+            "status": observation_status(status.get("code") if status is not None else None),
+            "category": self.category,
+        }
+        if idents := _identifiers(el):
+            obs["identifier"] = idents
+        return obs
+
+    def members(self, el: etree._Element, obs: Json) -> None:
+        """Children as hasMember; comments as notes; others skipped with a reason."""
+        members, notes, prior = [], [], []
+        for part in _parts(el):
+            if part.getparent().get("typeCode") == "REFR":  # type: ignore[union-attr]
+                # a prior result: an Observation of its own, named as supporting info
+                if (earlier := self.result(part)) is not None:
+                    prior.append({"url": SUPPORTING_INFO, "valueReference": _ref(earlier)})
+                continue
+            kind = _kind(part, self.tables)
+            if kind == "comment":
+                if text := _comment(part, self.walk):
+                    notes.append({"text": text})
+            elif kind in self.handlers:
+                if (member := self.handlers[kind](part)) is not None:
+                    members.append(_ref(member))
+            elif kind not in self.tables.ignored_kinds:
+                self.walk.skip(part, f"unknown template {_template_list(part)}")
+        if members:
+            obs["hasMember"] = members
+        if prior:
+            obs["extension"] = prior
+        if notes:
+            obs["note"] = notes
+
+    def timing(self, el: etree._Element, obs: Json) -> None:
+        found = dt.effective(child(el, "effectiveTime"), lambda m: self.walk.warn(el, m))
+        if found is not None:
+            obs[found[0]] = found[1]
+
+    def group(self, el: etree._Element) -> str | None:
+        """A report entry or a battery: its code (else the sub-chapter's), its members."""
+        obs = self.base(el)
+        code = codeable(child(el, "code"), self.walk.narrative) or self.fallback
+        if code is None:
+            self.walk.skip(el, "no code and no sub-chapter code")
+            return None
+        obs["code"] = code
+        self.timing(el, obs)
+        self.members(el, obs)
+        return self.walk.keep(obs)
+
+    def isolate(self, el: etree._Element) -> str | None:
+        """An isolate (organizer CLUSTER): the organism as its value."""
+        obs = self.base(el)
+        obs["code"] = codeable(child(el, "code"), self.walk.narrative) or {"text": "Isolat"}
+        organism = el.find(f"{v3('specimen')}/{v3('specimenRole')}/{v3('specimenPlayingEntity')}")
+        if organism is not None:
+            concept = codeable(child(organism, "code"), self.walk.narrative)
+            if concept is not None:
+                obs["valueCodeableConcept"] = concept
+        self.timing(el, obs)
+        self.members(el, obs)
+        return self.walk.keep(obs)
+
+    def result(self, el: etree._Element) -> str | None:
+        obs = self.base(el)
+        code = codeable(child(el, "code"), self.walk.narrative)
+        if code is None:
+            self.walk.skip(el, "result without code")
+            return None
+        obs["code"] = code
+        self.timing(el, obs)
+        try:
+            self.result_value(el, obs)
+        except Unreadable as exc:
+            self.walk.skip(el, str(exc))
+            return None
+        interpretations = [
+            c
+            for i in children(el, "interpretationCode")
+            if (c := codeable(i, self.walk.narrative)) is not None
+        ]
+        if interpretations:
+            obs["interpretation"] = interpretations
+        if (method := codeable(child(el, "methodCode"), self.walk.narrative)) is not None:
+            obs["method"] = method
+        ranges = self.reference_ranges(el)
+        if ranges:
+            obs["referenceRange"] = ranges
+        self.members(el, obs)
+        return self.walk.keep(obs)
+
+    def result_value(self, el: etree._Element, obs: Json) -> None:
+        values = children(el, "value")
+        if not values:
+            return  # a result may be reported by its interpretation or notes alone
+        if len(values) > 1:
+            self.walk.warn(el, f"{len(values)} values: the first is kept")
+        name, value = dt.value(values[0], self.walk.narrative)
+        obs[name] = value
+
+    def reference_ranges(self, el: etree._Element) -> list[Json]:
+        out = []
+        for rr in children(el, "referenceRange"):
+            value = rr.find(f"{v3('observationRange')}/{v3('value')}")
+            if value is None:
+                continue
+            try:
+                if dt.xsi_type(value) in ("IVL_PQ", None):
+                    out.append(dt.range_of(value))
+                else:
+                    text = " ".join("".join(value.itertext()).split())
+                    if text:
+                        out.append({"text": text})
+            except Unreadable as exc:
+                self.walk.warn(el, f"reference range left out: {exc}")
+        return out
+
+
+def _template_list(el: etree._Element) -> str:
+    return ", ".join(template_ids(el)) or f"(none, <{etree.QName(el).localname}>)"
+
+
+def _sections(body: etree._Element) -> list[etree._Element]:
+    return [s for c in children(body, "component") if (s := child(c, "section")) is not None]
+
+
+def _subsection_code(entry: etree._Element, tables: LabTemplates, walk: Walk) -> Json | None:
+    section = entry.getparent()
+    if section is None or not set(template_ids(section)) & tables.subchapter_sections:
+        return None
+    return codeable(child(section, "code"), walk.narrative)
+
+
+def extract_lab(body: etree._Element, walk: Walk) -> None:
+    """Every lab chapter of a structuredBody into `walk` (other sections are not lab
+    results: the PDF copy, comments of the document)."""
+    tables = lab_templates()
+    lab_category = {"coding": [tables.observation_category]}
+    for section in _sections(body):
+        if not set(template_ids(section)) & tables.chapter_sections:
+            continue
+        chapter = codeable(child(section, "code"), walk.narrative)
+        category = [lab_category, *([chapter] if chapter else [])]
+        lab = _Lab(walk, tables, category)
+        results = []
+        for entry in section.iter(v3("entry")):
+            statement = _statement(entry)
+            if statement is None:
+                walk.skip(entry, "entry without a statement")
+                continue
+            # the templates sit on the entry (CI-SIS) or on its act (some senders)
+            if not set(template_ids(entry) + template_ids(statement)) & tables.report_entries:
+                walk.skip(entry, f"unknown entry template {_template_list(entry)}")
+                continue
+            lab.fallback = _subsection_code(entry, tables, walk)
+            kept = lab.group(statement)
+            if kept is not None:
+                results.append({"reference": f"Observation/{kept}"})
+        if results:
+            walk.keep(_report(walk.id_of(section), tables, chapter, results))
+
+
+def _report(id: str, tables: LabTemplates, chapter: Json | None, results: list[Json]) -> Json:
+    category = [{"coding": [tables.report_category]}, *([chapter] if chapter else [])]
+    return {
+        "resourceType": "DiagnosticReport",
+        "id": id,
+        "status": "final",
+        "category": category,
+        "code": {"coding": [tables.report_code]},
+        "result": results,
+    }

@@ -1,0 +1,127 @@
+"""Resources derived from a filed document (its structured content), and the document
+facts each one carries so that its document's rules govern it (pure).
+
+A derived resource is the extraction's output plus, from its DocumentReference:
+
+- `subject` (`patient` for an AllergyIntolerance): the document's patient;
+- extension `source-document` (valueReference DocumentReference/<id>): where it comes
+  from, and whose rules apply (a read by id follows the live document);
+- `meta.source`: the document's uniqueId (masterIdentifier value), for information;
+- `meta.security`: the document's security labels (MASQUE_PS, INVISIBLE_PATIENT...);
+- extensions `document-class` (valueCoding), `document-author` (valueIdentifier, one per
+  author RPPS) and `filed-at` (valueInstant): the other facts the store's visibility
+  filter compiles against (`search.visibility.VISIBILITY_PARAMS`).
+
+`restamp` rewrites those facts when the document's change (mask, unmask); the
+extracted content itself never changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fhir_server.fhir.compartment import PATIENT_ELEMENT
+from fhir_server.fhir.extensions import (
+    DOCUMENT_AUTHOR_URL,
+    DOCUMENT_CLASS_URL,
+    FILED_AT_URL,
+    SOURCE_DOCUMENT_URL,
+    STRUCTURED_CONTENT_URL,
+    extension_value,
+)
+from fhir_server.policy.facts import author_rpps
+from fhir_server.policy.model import CLASS_SYSTEM
+from fhir_server.search.visibility import RPPS_SYSTEM
+
+Json = dict[str, Any]
+
+DERIVED_TYPES = ("Observation", "DiagnosticReport", "Condition", "AllergyIntolerance")
+_FACT_URLS = (SOURCE_DOCUMENT_URL, DOCUMENT_CLASS_URL, DOCUMENT_AUTHOR_URL, FILED_AT_URL)
+
+
+def source_document(resource: Mapping[str, Any] | None) -> str | None:
+    """The id of the DocumentReference a derived resource comes from."""
+    if resource is None:
+        return None
+    ref = extension_value(resource, SOURCE_DOCUMENT_URL)
+    target = ref.get("reference") if isinstance(ref, Mapping) else None
+    if isinstance(target, str) and target.startswith("DocumentReference/"):
+        return target.split("/", 1)[1]
+    return None
+
+
+def _labels(document: Mapping[str, Any]) -> list[Json]:
+    return [
+        dict(c)
+        for concept in document.get("securityLabel") or []
+        if isinstance(concept, Mapping)
+        for c in concept.get("coding") or []
+        if isinstance(c, Mapping) and c.get("code")
+    ]
+
+
+def _class_codings(document: Mapping[str, Any]) -> list[Json]:
+    return [
+        dict(c)
+        for concept in document.get("category") or []
+        if isinstance(concept, Mapping)
+        for c in concept.get("coding") or []
+        if isinstance(c, Mapping) and c.get("system") == CLASS_SYSTEM and c.get("code")
+    ]
+
+
+def document_extensions(document: Mapping[str, Any]) -> list[Json]:
+    exts: list[Json] = [
+        {
+            "url": SOURCE_DOCUMENT_URL,
+            "valueReference": {"reference": f"DocumentReference/{document['id']}"},
+        }
+    ]
+    exts += [{"url": DOCUMENT_CLASS_URL, "valueCoding": c} for c in _class_codings(document)]
+    exts += [
+        {"url": DOCUMENT_AUTHOR_URL, "valueIdentifier": {"system": RPPS_SYSTEM, "value": rpps}}
+        for rpps in sorted(author_rpps(document))
+    ]
+    if (filed := extension_value(document, FILED_AT_URL)) is not None:
+        exts.append({"url": FILED_AT_URL, "valueInstant": filed})
+    return exts
+
+
+def restamp(resource: Mapping[str, Any], document: Mapping[str, Any]) -> Json:
+    """The derived resource carrying `document`'s current facts (any earlier ones gone)."""
+    out = dict(resource)
+    out[PATIENT_ELEMENT[str(resource["resourceType"])]] = document.get("subject")
+    kept = [
+        e
+        for e in resource.get("extension") or []
+        if not (isinstance(e, Mapping) and e.get("url") in _FACT_URLS)
+    ]
+    out["extension"] = [*kept, *document_extensions(document)]
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k != "security"}
+    if (master := (document.get("masterIdentifier") or {}).get("value")) is not None:
+        meta["source"] = master
+    if labels := _labels(document):
+        meta["security"] = labels
+    out["meta"] = meta
+    return out
+
+
+def facts_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a document change must be carried to its derived resources."""
+    return document_extensions(before) != document_extensions(after) or _labels(before) != _labels(
+        after
+    )
+
+
+def structured_content_extension(summary: Mapping[str, Any]) -> Json:
+    """The DocumentReference's account of its structured content: how many resources of
+    each type were extracted, how many entries were skipped and why."""
+    parts: list[Json] = [
+        {"url": "extracted", "valueString": f"{rtype}: {count}"}
+        for rtype, count in sorted(summary["extracted"].items())
+    ]
+    parts.append({"url": "skipped", "valueInteger": summary["skipped"]})
+    parts += [{"url": "skipped-reason", "valueString": r} for r in summary["skipped_reasons"]]
+    parts += [{"url": "warning", "valueString": w} for w in summary["warnings"]]
+    return {"url": STRUCTURED_CONTENT_URL, "extension": parts}

@@ -1,0 +1,347 @@
+"""Structured content of a CR-BIO body, read without a server (pure extraction): the
+project's own fixture, then the ANS examples against the mapping reference's oracles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_server.cda.extraction import BodyExtraction, extract_body, summary
+from fhir_server.cda.mapping import read_cda
+from fhir_server.fhir.derived import restamp, source_document
+from fhir_server.policy.facts import derived_facts, document_facts
+from tests.cda.test_ansforge_examples import EXAMPLES
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+
+
+def _extract(path: Path) -> BodyExtraction:
+    return extract_body(read_cda(path.read_bytes()))
+
+
+def _by_code(extraction: BodyExtraction, code: str) -> dict[str, Any]:
+    return next(
+        r
+        for r in extraction.resources
+        if r["resourceType"] == "Observation"
+        and any(c.get("code") == code for c in r["code"].get("coding", []))
+    )
+
+
+@pytest.fixture(scope="module")
+def body() -> BodyExtraction:
+    return _extract(FIXTURES / "cr-bio-body.xml")
+
+
+def test_counts_and_reasons(body):
+    report = summary(body)
+    assert report["extracted"] == {"Observation": 9, "DiagnosticReport": 1}
+    assert report["skipped"] == 2
+    assert any("'huit' is not a number" in r for r in report["skipped_reasons"])
+    assert any("unknown entry template 1.2.250.1.999.99.1" in r for r in report["skipped_reasons"])
+    assert len(report["warnings"]) == 1 and "20241314081500+0100" in report["warnings"][0]
+
+
+def test_prefixed_xsi_type_is_a_quantity(body):
+    tsh = _by_code(body, "3016-3")
+    assert tsh["valueQuantity"] == {
+        "value": 1.95,
+        "unit": "m[IU]/L",
+        "system": UCUM,
+        "code": "m[IU]/L",
+    }
+    assert tsh["referenceRange"] == [
+        {
+            "low": {"value": 0.27, "unit": "m[IU]/L", "system": UCUM, "code": "m[IU]/L"},
+            "high": {"value": 4.2, "unit": "m[IU]/L", "system": UCUM, "code": "m[IU]/L"},
+        }
+    ]
+    assert tsh["interpretation"][0]["coding"][0]["code"] == "N"
+    assert tsh["effectiveDateTime"] == "2024-01-14T09:00:00+01:00"
+    assert tsh["status"] == "final"
+    categories = [c["coding"][0]["code"] for c in tsh["category"]]
+    assert categories == ["laboratory", "18719-5"]
+
+
+def test_one_analyte_in_two_units_stays_two_results(body):
+    moles, mass = _by_code(body, "14749-6"), _by_code(body, "2345-7")
+    assert (moles["valueQuantity"]["value"], moles["valueQuantity"]["unit"]) == (5.2, "mmol/L")
+    assert (mass["valueQuantity"]["value"], mass["valueQuantity"]["unit"]) == (0.94, "g/L")
+
+
+def test_code_in_a_translation_and_a_one_bound_interval(body):
+    crp = _by_code(body, "CRP-L")
+    assert crp["code"] == {
+        "coding": [
+            {"system": "urn:oid:1.2.250.1.999.7.1", "code": "CRP-L", "display": "CRP (code local)"}
+        ],
+        "text": "CRP locale",
+    }
+    assert crp["valueQuantity"]["comparator"] == "<"
+    assert crp["valueQuantity"]["value"] == 5
+    assert crp["referenceRange"] == [
+        {"high": {"value": 5.0, "unit": "mg/L", "system": UCUM, "code": "mg/L"}}
+    ]
+
+
+def test_invalid_timestamp_is_dropped_and_year_only_kept(body):
+    sodium = _by_code(body, "2951-2")
+    assert "effectiveDateTime" not in sodium and sodium["valueQuantity"]["value"] == 140
+    abo = _by_code(body, "883-9")
+    assert abo["effectiveDateTime"] == "2024"
+    assert abo["valueCodeableConcept"]["coding"][0] == {
+        "system": "http://snomed.info/sct",
+        "code": "278149003",
+        "display": "Groupe A",
+    }
+
+
+def test_battery_members_notes_and_report(body):
+    battery = _by_code(body, "24362-6")  # no code of its own: the sub-chapter's
+    assert battery["note"] == [{"text": "Prélèvement hémolysé"}]
+    member = battery["hasMember"][0]["reference"].split("/")[1]
+    colour = next(r for r in body.resources if r["id"] == member)
+    assert colour["valueString"] == "Jaune clair"
+    entry = _by_code(body, "18719-5")
+    assert len(entry["hasMember"]) == 7  # six results kept (one skipped) and the battery
+    report = next(r for r in body.resources if r["resourceType"] == "DiagnosticReport")
+    assert report["result"] == [{"reference": f"Observation/{entry['id']}"}]
+    assert report["code"]["coding"][0]["code"] == "11502-2"
+    assert [c["coding"][0]["code"] for c in report["category"]] == ["26436-6", "18719-5"]
+
+
+def test_ids_are_deterministic_and_unique(body):
+    again = _extract(FIXTURES / "cr-bio-body.xml")
+    assert [r["id"] for r in again.resources] == [r["id"] for r in body.resources]
+    assert len({r["id"] for r in body.resources}) == len(body.resources)
+    other = _extract(FIXTURES / "cr-bio-n3.xml")
+    assert not {r["id"] for r in other.resources} & {r["id"] for r in body.resources}
+
+
+def test_a_derived_resource_carries_its_documents_facts(body):
+    document = {
+        "resourceType": "DocumentReference",
+        "id": "doc-1",
+        "subject": {"reference": "Patient/p1"},
+        "masterIdentifier": {"value": "1.2.3^X"},
+        "securityLabel": [
+            {
+                "coding": [
+                    {
+                        "system": "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument",
+                        "code": "MASQUE_PS",
+                    }
+                ]
+            }
+        ],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument",
+                        "code": "10",
+                    }
+                ]
+            }
+        ],
+        "author": [{"reference": "#a1"}],
+        "contained": [
+            {
+                "resourceType": "Practitioner",
+                "id": "a1",
+                "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "8100"}],
+            }
+        ],
+        "extension": [
+            {
+                "url": "https://dmp-fhir.invalid/StructureDefinition/filed-at",
+                "valueInstant": "2024-01-15T10:00:00+01:00",
+            }
+        ],
+    }
+    stamped = restamp(body.resources[0], document)
+    assert source_document(stamped) == "doc-1"
+    assert stamped["subject"] == {"reference": "Patient/p1"}
+    assert stamped["meta"]["source"] == "1.2.3^X"
+    facts, expected = derived_facts(stamped), document_facts(document)
+    assert (facts.labels, facts.author_rpps, facts.class_code, facts.filed_at) == (
+        expected.labels,
+        expected.author_rpps,
+        expected.class_code,
+        expected.filed_at,
+    )
+    unmasked = restamp(stamped, {**document, "securityLabel": []})
+    assert derived_facts(unmasked).labels == frozenset()
+
+
+def test_a_level_1_document_yields_nothing():
+    assert _extract(FIXTURES / "cr-bio-n1-pdf.xml") == BodyExtraction()
+
+
+# -- the ANS examples (third-party; skipped when ../shared is absent) -----------------------
+
+ANS = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason=f"ANS example documents not found in {EXAMPLES}"
+)
+
+
+@ANS
+def test_ans_tsh_matches_the_oracle():
+    tsh = _extract(EXAMPLES / "BIO-CR-BIO_2024.01_TSH_1.xml")
+    assert tsh.counts() == {"Observation": 3, "DiagnosticReport": 1}
+    assert not tsh.skipped
+    first, second = _by_code(tsh, "3016-3"), _by_code(tsh, "3024-7")
+    assert first["valueQuantity"] == {
+        "value": 1.95,
+        "unit": "m[IU]/L",
+        "system": UCUM,
+        "code": "m[IU]/L",
+    }
+    assert first["interpretation"][0]["coding"][0]["code"] == "N"
+    assert (
+        first["referenceRange"][0]["low"]["value"],
+        first["referenceRange"][0]["high"]["value"],
+    ) == (0.27, 4.2)
+    assert second["valueQuantity"]["value"] == 7.67 and second["valueQuantity"]["unit"] == "pg/mL"
+    assert second["interpretation"][0]["coding"][0]["code"] == "L"
+    assert (
+        second["referenceRange"][0]["low"]["value"],
+        second["referenceRange"][0]["high"]["value"],
+    ) == (9.3, 17.0)
+    report = next(r for r in tsh.resources if r["resourceType"] == "DiagnosticReport")
+    assert {"system": LOINC, "code": "18719-5", "display": "Biochimie"} in report["category"][1][
+        "coding"
+    ]
+    leaves = [
+        r for r in tsh.resources if r["resourceType"] == "Observation" and "hasMember" not in r
+    ]
+    assert len(leaves) == 2
+
+
+@ANS
+def test_ans_crp_non_loinc_matches_the_oracle():
+    crp = _extract(EXAMPLES / "BIO-CR-BIO_2024.01_CRP_non_LOINC.xml")
+    assert crp.counts() == {"Observation": 2, "DiagnosticReport": 1}
+    result = _by_code(crp, "1234")
+    assert result["code"]["coding"][0]["system"] == "urn:oid:1.2.250.1.2.3.4"
+    assert result["code"]["text"] == "CRP"
+    assert result["valueQuantity"]["comparator"] == "<="
+    assert (result["valueQuantity"]["value"], result["valueQuantity"]["unit"]) == (1.0, "mg/L")
+    assert result["referenceRange"] == [
+        {"high": {"value": 5.0, "unit": "mg/L", "system": UCUM, "code": "mg/L"}}
+    ]
+
+
+@ANS
+def test_ans_electrophoresis_warns_of_its_invalid_timestamp():
+    electro = _extract(EXAMPLES / "BIO-CR-BIO_2023.01_Electrophorese.xml")
+    assert any("20092012081500+0100" in w for w in electro.warnings)
+    assert electro.counts()["DiagnosticReport"] >= 1
+    # the prior result with that timestamp is kept, without its time, beside the result
+    prior = [
+        r for r in electro.resources if r["resourceType"] == "Observation" and "extension" in r
+    ]
+    assert prior and all(
+        e["url"] == "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
+        for r in prior
+        for e in r["extension"]
+    )
+
+
+@ANS
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BIO-CR-BIO_2021.01_Auto-Presentable.xml",
+        "BIO-CR-BIO_2024.01_Glycemie_deux_unites_principales_mole_masse.xml",
+        "BIO-CR-BIO_2024.01_Microbiologie_V1.xml",
+    ],
+)
+def test_ans_lab_examples_extract_every_result(name):
+    extraction = _extract(EXAMPLES / name)
+    assert extraction.counts()["DiagnosticReport"] >= 1
+    # every kept observation is a member of something, a report's result or a prior result
+    referenced = {
+        ref["reference"].split("/")[1]
+        for r in extraction.resources
+        for ref in r.get("hasMember", [])
+        + r.get("result", [])
+        + [e["valueReference"] for e in r.get("extension", [])]
+    }
+    observations = {r["id"] for r in extraction.resources if r["resourceType"] == "Observation"}
+    assert observations <= referenced
+    assert not [s for s in extraction.skipped if "unknown" in s]
+
+
+# -- patient summaries: problems and allergies ----------------------------------------------
+
+
+def test_patient_summary_problems_and_allergies():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    assert vsm.counts() == {"Condition": 2, "AllergyIntolerance": 2}
+    assert [s.split(": ", 1)[1] for s in vsm.skipped] == ["not a problems concern entry"]
+    conditions = {c["code"]["coding"][0]["code"]: c for c in vsm.resources if "onsetDateTime" in c}
+    hta, appendicitis = conditions["I10"], conditions["K35.8"]
+    assert hta["code"]["text"] == "Hypertension artérielle"
+    assert hta["clinicalStatus"]["coding"][0]["code"] == "remission"  # its status observation
+    assert hta["onsetDateTime"] == "2020-01-15"
+    assert appendicitis["clinicalStatus"]["coding"][0]["code"] == "resolved"  # concern completed
+    assert (appendicitis["onsetDateTime"], appendicitis["abatementDateTime"]) == (
+        "1998",
+        "1998-06-10",
+    )
+    allergies = [r for r in vsm.resources if r["resourceType"] == "AllergyIntolerance"]
+    assert allergies[0]["code"]["coding"][0]["code"] == "J01CE"
+    assert allergies[0]["clinicalStatus"]["coding"][0]["code"] == "active"
+    assert allergies[0]["onsetPeriod"] == {"start": "2010-03-01"}
+    assert allergies[1]["code"]["coding"][0]["system"].endswith("/data-absent-reason")
+
+
+@pytest.mark.parametrize("name", ["cr-bio-body.xml", "vsm-body.xml"])
+def test_extracted_resources_are_valid_fhir(name):
+    from fhir_server.fhir.validation import validate_resource
+
+    document = {
+        "resourceType": "DocumentReference",
+        "id": "doc-1",
+        "subject": {"reference": "Patient/p1"},
+        "masterIdentifier": {"value": "1.2.3"},
+    }
+    for res in _extract(FIXTURES / name).resources:
+        validate_resource(res["resourceType"], restamp(res, document))
+
+
+@ANS
+def test_ans_vsm_matches_the_oracle():
+    vsm = _extract(EXAMPLES / "VSM_1.4_2022.01.xml")
+    assert vsm.counts() == {"Condition": 4, "AllergyIntolerance": 1}
+    by_code = {
+        c["code"]["coding"][0]["code"]: c for c in vsm.resources if c["resourceType"] == "Condition"
+    }
+    assert by_code["G45.9"]["onsetDateTime"] == by_code["I20.0"]["onsetDateTime"] == "2019-08-11"
+    assert (by_code["N10"]["onsetDateTime"], by_code["N10"]["abatementDateTime"]) == (
+        "2018-04-22",
+        "2018-04-30",
+    )
+    allergy = next(r for r in vsm.resources if r["resourceType"] == "AllergyIntolerance")
+    assert allergy["code"]["coding"][0] == {
+        "system": "https://smt.esante.gouv.fr/terminologie-bdpm",
+        "code": "60234100",
+        "display": "PARACETAMOL",
+    }
+    assert allergy["clinicalStatus"]["coding"][0]["code"] == "inactive"
+
+
+@ANS
+def test_ans_ldl_ses_allergy_has_no_allergen():
+    ldl = _extract(EXAMPLES / "LDL-SES_2022.01.xml")
+    assert ldl.counts() == {"AllergyIntolerance": 1}
+    allergy = ldl.resources[0]
+    assert (
+        allergy["code"]["coding"][0]["system"]
+        == "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+    )
