@@ -115,13 +115,22 @@ def _check_type(doc: Json, cda: CdaDocument) -> None:
         raise _contradiction("type", given, f"{expected['system']}|{expected['code']}")
 
 
+def _comparable_unique_id(unique_id: str) -> str:
+    """A UUID root is compared without regard to case (RFC 4122): the CDA may write it in
+    upper case, while its FHIR form (urn:uuid:) is lower case."""
+    root, caret, extension = unique_id.partition("^")
+    return (root.lower() if "-" in root else root) + caret + extension
+
+
 def _check_master_identifier(doc: Json, cda: CdaDocument) -> None:
     given = doc.get("masterIdentifier")
     if not given:
         assert cda.header.id is not None
         doc["masterIdentifier"] = master_identifier(cda.header.id)
-    elif mhd.xds_unique_id(given) != cda.unique_id:
-        raise _contradiction("masterIdentifier", mhd.xds_unique_id(given), cda.unique_id)
+        return
+    given_id = mhd.xds_unique_id(given)
+    if _comparable_unique_id(given_id) != _comparable_unique_id(cda.unique_id):
+        raise _contradiction("masterIdentifier", given_id, cda.unique_id)
 
 
 def _derive(doc: Json, cda: CdaDocument) -> None:
