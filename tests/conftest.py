@@ -22,8 +22,6 @@ from fhir_server.storage.mongo import MongoStore  # noqa: E402
 from fhir_server.storage.sqlite import SqliteStore  # noqa: E402
 from tests import mongo_lane  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 VALID_INS = "279035121518989"  # ANS test NIR, key 89
 INS_TEST_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
 

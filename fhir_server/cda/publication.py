@@ -70,13 +70,22 @@ def check_type(doc: Json, cda: CdaDocument) -> None:
         raise contradiction("type", given, f"{expected['system']}|{expected['code']}")
 
 
+def _comparable_unique_id(unique_id: str) -> str:
+    """A UUID root is compared without regard to case (RFC 4122): the CDA may write it in
+    upper case, while its FHIR form (urn:uuid:) is lower case."""
+    root, caret, extension = unique_id.partition("^")
+    return (root.lower() if "-" in root else root) + caret + extension
+
+
 def check_master_identifier(doc: Json, cda: CdaDocument) -> None:
     given = doc.get("masterIdentifier")
     if not given:
         assert cda.header.id is not None
         doc["masterIdentifier"] = master_identifier(cda.header.id)
-    elif mhd.xds_unique_id(given) != cda.unique_id:
-        raise contradiction("masterIdentifier", mhd.xds_unique_id(given), cda.unique_id)
+        return
+    given_id = mhd.xds_unique_id(given)
+    if _comparable_unique_id(given_id) != _comparable_unique_id(cda.unique_id):
+        raise contradiction("masterIdentifier", given_id, cda.unique_id)
 
 
 # ITI-105: elements derived from the CDA only together, since they point at each other

@@ -6,36 +6,32 @@ import hashlib
 import pytest
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.patient import Patient
+from lxml import etree
 
 from fhir_server.cda.mapping import map_cda
-from fhir_server.cda.volet import Volet
+from tests.cda.documents import PROJECT
 
 A03 = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
 A07 = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument"
 
-CASES = {
-    "ldl-ses.xml": (Volet.LDL_SES, "11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017"),
-    "ldl-ses-rplc.xml": (Volet.LDL_SES, "11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017"),
-    "vsm.xml": (Volet.VSM, "SYNTH", "11", "urn:asip:ci-sis:vsm:2012"),
-    "cr-bio-n3.xml": (Volet.CR_BIO, "11502-2", "10", "urn:ihe:lab:xd-lab:2008"),
-    "cr-bio-n1-pdf.xml": (Volet.LEVEL1, "11502-2", "10", "urn:ihe:iti:xds-sd:pdf:2008"),
-}
+CLASS_DISPLAYS = {"10": "Compte rendu", "11": "Synthèse", "52": "Certificat, déclaration"}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(PROJECT))
 def test_type_category_format_and_valid_fhir(fixture_bytes, name):
-    volet, type_code, class_code, format_code = CASES[name]
+    document = PROJECT[name]
+    expected = document.expected
     data = fixture_bytes(name)
     m = map_cda(data, binary_id="bin-1", patient_id="pat-1")
     ref = m.document_reference
-    assert m.document.volet is volet
-    assert ref["type"]["coding"][0]["code"] == type_code
+    assert m.document.volet is document.volet
+    assert ref["type"]["coding"][0]["code"] == expected.type_code
     assert ref["category"][0]["coding"][0] == {
         "system": A03,
-        "code": class_code,
-        "display": {"10": "Compte rendu", "11": "Synthèse"}[class_code],
+        "code": expected.class_code,
+        "display": CLASS_DISPLAYS[expected.class_code],
     }
-    assert ref["content"][0]["format"]["code"] == format_code
+    assert ref["content"][0]["format"]["code"] == expected.format_code
     attachment = ref["content"][0]["attachment"]
     assert attachment["size"] == len(data)
     assert attachment["hash"] == base64.b64encode(hashlib.sha1(data).digest()).decode()
@@ -196,3 +192,33 @@ def test_stylesheet_holding_two_documents_is_not_a_cda(fixture_bytes):
     with pytest.raises(FhirError) as err:
         map_cda(_in_stylesheet(fixture_bytes("cr-bio-n3.xml"), 2), binary_id="b", patient_id="p")
     assert err.value.status == 400 and "Not a CDA document" in str(err.value)
+
+
+def test_autopresentable_document_displays_itself(fixture_bytes):
+    """What a browser shows when it opens the file: the document is its own stylesheet."""
+    tree = etree.fromstring(fixture_bytes("cr-bio-autopresentable.xml")).getroottree()
+    page = str(etree.XSLT(tree)(tree))
+    assert "<h1>Compte rendu de biologie médicale (glycémie, sérologie)</h1>" in page
+    assert "TESTNAISSANCE CAMILLE JEANNE, née le 28/03/1979" in page
+    assert "<td>5,2 mmol/L</td>" in page and "<td>0,94 g/L</td>" in page
+    assert "ClinicalDocument" not in page and "h:" not in page
+
+
+def test_autopresentable_document_maps_like_the_cda_it_carries(fixture_bytes):
+    data = fixture_bytes("cr-bio-autopresentable.xml")
+    carried = next(etree.fromstring(data).iter("{urn:hl7-org:v3}ClinicalDocument"))
+    bare = etree.tostring(carried, xml_declaration=True, encoding="UTF-8")
+    wrapped = map_cda(data, binary_id="b", patient_id="p")
+    plain = map_cda(bare, binary_id="b", patient_id="p")
+    assert wrapped.patient == plain.patient
+    ref, bare_ref = wrapped.document_reference, plain.document_reference
+    # hash and size are those of the bytes filed, the whole stylesheet; all else is the CDA's
+    attachment, bare_attachment = (
+        ref["content"][0]["attachment"],
+        bare_ref["content"][0]["attachment"],
+    )
+    assert (attachment["size"], bare_attachment["size"]) == (len(data), len(bare))
+    assert attachment["hash"] != bare_attachment["hash"]
+    for a in (attachment, bare_attachment):
+        del a["size"], a["hash"]
+    assert ref == bare_ref

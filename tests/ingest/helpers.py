@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-from tests.cda.test_ansforge_examples import EXAMPLES, EXPECTED, FILES
+from tests.cda.documents import (
+    ANS_ABSENT,
+    ANS_EXPECTED,
+    ANS_FILES,
+    FIXTURES,
+    PROJECT,
+    Expected,
+    ins_of,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
-INS = ("urn:oid:1.2.250.1.213.1.4.10", "279035121518989")
+INS = ("urn:oid:1.2.250.1.213.1.4.10", "279035121518989")  # the patient of most fixtures
 CDA = {"content-type": "application/hl7-cda+xml", "accept": "application/fhir+json"}
 FHIR_JSON = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
 
-# project fixtures: type, class (ASS_X04), format (ASS_A11)
-PROJECT = {
-    "ldl-ses.xml": ("11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017"),
-    "cr-bio-n3.xml": ("11502-2", "10", "urn:ihe:lab:xd-lab:2008"),
-    "cr-bio-n1-pdf.xml": ("11502-2", "10", "urn:ihe:iti:xds-sd:pdf:2008"),
-    "vsm.xml": ("SYNTH", "11", "urn:asip:ci-sis:vsm:2012"),
-}
 HOSTILE = [
     "broken-billion-laughs.xml",
     "broken-xxe-passwd.xml",
@@ -32,20 +32,31 @@ HOSTILE = [
     "broken-missing-id-author-custodian.xml",
     "broken-type-not-in-j07.xml",
 ]
+# (original, replacement): a document replacing one the server does not hold is refused
+# alone (422), so replacements are filed after their original in the replacement tests
+REPLACEMENTS = [("ldl-ses.xml", "ldl-ses-rplc.xml"), ("ips-fr-dlu.xml", "ips-fr-dlu-rplc.xml")]
+
+
+def _replaces(path: Path) -> bool:
+    return b'typeCode="RPLC"' in path.read_bytes()
 
 
 def _documents() -> list[Any]:
-    project = [pytest.param(FIXTURES / n, e, id=n) for n, e in PROJECT.items()]
-    # a document replacing one this kit does not hold is refused alone (422): filed in the
-    # replacement tests with the project's own pair of fixtures instead
+    """Every document filed alone: the project's own, then the ANS examples when present."""
+    project = [
+        pytest.param(FIXTURES / n, d.expected, id=n)
+        for n, d in PROJECT.items()
+        if not _replaces(FIXTURES / n)
+    ]
     ans = [
-        pytest.param(p, EXPECTED[p.name], id=f"ans-{p.name}")
-        for p in FILES
-        if b'typeCode="RPLC"' not in p.read_bytes()
+        pytest.param(p, ANS_EXPECTED[p.name], id=f"ans-{p.name}")
+        for p in ANS_FILES
+        if not _replaces(p)
     ]
     if not ans:
-        reason = f"ANS example documents not found in {EXAMPLES}"
-        ans = [pytest.param(None, None, id="ans-examples", marks=pytest.mark.skip(reason=reason))]
+        ans = [
+            pytest.param(None, None, id="ans-examples", marks=pytest.mark.skip(reason=ANS_ABSENT))
+        ]
     return project + ans
 
 
@@ -89,12 +100,11 @@ def file_cda(client: Any, data: bytes, *labels: str, ctype: str = "application/h
     )
 
 
-def check_filed(client: Any, ref: dict[str, Any], data: bytes, expected: tuple[str, ...]) -> None:
+def check_filed(client: Any, ref: dict[str, Any], data: bytes, expected: Expected) -> None:
     """Category, type, format, patient (INS -> one Patient), hash, size, bytes via ITI-68."""
-    type_code, class_code, format_code = expected
-    assert ref["type"]["coding"][0]["code"] == type_code
-    assert ref["category"][0]["coding"][0]["code"] == class_code
-    assert ref["content"][0]["format"]["code"] == format_code
+    assert ref["type"]["coding"][0]["code"] == expected.type_code
+    assert ref["category"][0]["coding"][0]["code"] == expected.class_code
+    assert ref["content"][0]["format"]["code"] == expected.format_code
     attachment = ref["content"][0]["attachment"]
     assert attachment["size"] == len(data)
     assert attachment["hash"] == sha1_b64(data)
@@ -103,7 +113,7 @@ def check_filed(client: Any, ref: dict[str, Any], data: bytes, expected: tuple[s
     assert len(patients) == 1
     patient = patients[0]["resource"]
     assert subject == f"Patient/{patient['id']}"
-    assert {(i["system"], i["value"]) for i in patient["identifier"]} >= {INS}
+    assert {(i["system"], i["value"]) for i in patient["identifier"]} >= {ins_of(data)}
     raw = client.get(f"/fhir/{attachment['url']}")  # ITI-68: the exact bytes
     assert raw.status_code == 200
     assert raw.content == data

@@ -70,8 +70,10 @@ def test_provide_bundle_again_is_idempotent(client, path, expected):
     assert counts(client) == before
 
 
-def test_same_document_through_both_channels_is_stored_once(client):
-    data = (FIXTURES / "cr-bio-n3.xml").read_bytes()
+# the IPS-FR one is identified by an upper-case UUID, lower case in its FHIR form
+@pytest.mark.parametrize("name", ["cr-bio-n3.xml", "ips-fr-dlu.xml"])
+def test_same_document_through_both_channels_is_stored_once(client, name):
+    data = (FIXTURES / name).read_bytes()
     first = file_cda(client, data).json()
     r = post(client, provide_bundle(data))
     assert r.status_code == 200, r.text
