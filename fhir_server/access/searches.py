@@ -1,7 +1,6 @@
 """Searches through the Gate: scoped to one record, filtered by the store query itself
 (so totals, counts and cursors see exactly what entries show), checked once more, and
-audited in the record searched; and the lookups of conditional operations, which see
-only what the actor may see.
+audited in the record searched (the lookups of conditional operations: `lookups.py`).
 
 - A search names its record (`patient`, `subject`, `patient.identifier`); an INS no
   record holds is searched as a record that does not exist, with the same answer a
@@ -21,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fhir_server import errors
-from fhir_server.access.audit import TRUSTED, audit_write
+from fhir_server.access.audit import TRUSTED
 from fhir_server.access.records import NO_RECORD, Record
 from fhir_server.access.targets import TRAIL_TYPES
 from fhir_server.auth.actor import Role
@@ -35,7 +34,7 @@ from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_fi
 from fhir_server.policy.facts import derived_facts, document_facts
 from fhir_server.policy.tables import OWN_DOCUMENTS, READ_ACTION, SEARCH_ACTION
 from fhir_server.search.params import params_of
-from fhir_server.search.parse import identifier_cond, parse_query
+from fhir_server.search.parse import identifier_cond
 from fhir_server.search.plan import Cond, Not, SearchPlan, SearchResult, TermIn
 from fhir_server.storage.port import Stored
 
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 
 PATIENT_PARAMS = ("patient", "subject")
 PATIENT_IDENTIFIER_PARAMS = ("patient.identifier", "subject.identifier", "patient:identifier")
-# a conditional operation looks at this many candidates at most (pages of the raw search)
-MATCH_PAGE, MATCH_PAGES = 50, 20
 HIDDEN_DOCUMENTS_MAX = 10_000
 IDENTITY_MAX = 50
 # the types searched within one record (their store rows carry the record's id)
@@ -143,7 +140,7 @@ async def _scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPl
     return plan
 
 
-def _identity_lookup(rtype: str, params: Sequence[tuple[str, str]]) -> bool:
+def identity_lookup(rtype: str, params: Sequence[tuple[str, str]]) -> bool:
     names = {n.split(":")[0] for n, _ in params}
     return rtype == "Patient" and bool(names & {"identifier", "_id"})
 
@@ -235,7 +232,7 @@ async def _identity_search(
 ) -> SearchResult:
     actor = gate.ctx.actor
     assert actor is not None
-    if not _identity_lookup("Patient", params) and actor.role != Role.AUDITOR:
+    if not identity_lookup("Patient", params) and actor.role != Role.AUDITOR:
         # no browsing of the national patient list: identity lookup is by INS
         raise errors.bad_request("A Patient search must give the INS (identifier) or _id")
     # a lookup names a few Patients: all of them are fetched and checked, so that the page,
@@ -303,64 +300,3 @@ async def sees_stored(gate: Gate, stored: Stored, *, known: bool = False) -> boo
         return gate.sees(rtype, record, doc)
     action = READ_ACTION.get(rtype, Action.READ)
     return gate.decide(action, record, doc).permit
-
-
-async def find(
-    gate: Gate, rtype: str, query: str, *, purpose: str, known: bool = False
-) -> Stored | None:
-    """The one resource a conditional operation (If-None-Exist, conditional PATCH or
-    DELETE, a conditional reference) names, among those the actor may see (`known`: may
-    know exists, see `sees_stored`): a match they may not see is no match (audited in its
-    record as a probe, in the same commit as the lookup's own audit)."""
-    params = parse_qsl(query, keep_blank_values=True)
-    if not params:
-        raise errors.bad_request(f"{purpose} must carry a search query")
-    actor = gate.ctx.actor
-    auditor = actor is not None and actor.role == Role.AUDITOR
-    if rtype == "Patient" and not _identity_lookup(rtype, params) and not auditor:
-        raise errors.bad_request(f"{purpose}: a Patient is found by its INS (identifier)")
-    plan = parse_query(rtype, params, default_count=MATCH_PAGE, max_count=MATCH_PAGE)
-    seen: list[Stored] = []
-    probes: list[Stored] = []
-    for _ in range(MATCH_PAGES):
-        try:
-            result = await gate._store.search(plan)
-        except ValueError:
-            raise errors.bad_request("Invalid paging cursor", "_cursor") from None
-        for stored in result.entries:
-            (seen if await sees_stored(gate, stored, known=known) else probes).append(stored)
-        if len(seen) > 1 or result.next_cursor is None:
-            break
-        plan = parse_query(
-            rtype, [*params, ("_cursor", result.next_cursor)], default_count=MATCH_PAGE
-        )
-    await _audit_lookup(gate, rtype, query, seen, probes)
-    if len(seen) > 1:
-        raise errors.precondition_failed(f"{purpose} {query!r} matches more than one {rtype}")
-    return seen[0] if seen else None
-
-
-async def _audit_lookup(
-    gate: Gate, rtype: str, query: str, seen: list[Stored], probes: list[Stored]
-) -> None:
-    pid = patient_of(rtype, seen[0].resource) if len(seen) == 1 else None
-    decision = TRUSTED if gate.trusted else Decision.allow("conditional", "conditional lookup")
-    writes = [
-        audit_write(
-            gate.ctx, decision, interaction="search-type", status=200, patient_id=pid, query=query
-        )
-    ]
-    hidden = Decision.hide("conditional-match-hidden", "a match the actor may not see")
-    for stored in probes:
-        writes.append(
-            audit_write(
-                gate.ctx,
-                hidden,
-                interaction="search-type",
-                status=404,
-                patient_id=patient_of(stored.rtype, stored.resource),
-                resource=f"{stored.rtype}/{stored.id}",
-                query=query,
-            )
-        )
-    await gate.commit(writes)

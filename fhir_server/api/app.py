@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fhir_server import __version__
-from fhir_server.api import documents, openapi
+from fhir_server.api import documents, openapi, record_routes
 from fhir_server.api import errors as api_errors
 from fhir_server.api.access_log import AccessLog
 from fhir_server.api.capability import capability_statement
@@ -112,5 +112,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_api_route(FHIR_BASE, bundle_route, methods=["POST"])
     app.add_api_route(FHIR_BASE + "/", bundle_route, methods=["POST"])
     app.include_router(documents.router, prefix=FHIR_BASE)  # before the generic /{type}/{id}
+    app.include_router(record_routes.router, prefix=FHIR_BASE)
     app.include_router(router, prefix=FHIR_BASE)
     return app

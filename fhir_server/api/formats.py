@@ -9,6 +9,8 @@ import orjson
 from starlette.requests import Request
 
 from fhir_server import errors
+from fhir_server.errors import FhirError, Issue
+from fhir_server.fhir import patches
 from fhir_server.fhir.numbers import is_digits
 from fhir_server.fhir.xml import resource_to_xml, xml_to_resource
 
@@ -176,3 +178,35 @@ def too_large(limit: int) -> errors.FhirError:
     return errors.FhirError(
         413, [errors.Issue("too-costly", f"The request body exceeds the limit of {limit} bytes")]
     )
+
+
+async def read_patch(request: Request, max_bytes: int) -> Any:
+    """JSON Patch (`application/json-patch+json`) or FHIRPath Patch (a `Parameters` in
+    `application/fhir+json` or `application/fhir+xml`)."""
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    fhir = ctype in ("application/fhir+json", "application/fhir+xml")
+    if ctype not in ("application/json-patch+json", "application/json") and not fhir:
+        raise FhirError(
+            415,
+            [
+                Issue(
+                    "not-supported",
+                    "PATCH takes application/json-patch+json (JSON Patch) or a FHIRPath Patch "
+                    "Parameters in application/fhir+json",
+                )
+            ],
+        )
+    raw = await read_body(request, max_bytes)
+    body = parse_body(raw, ctype if fhir else "application/fhir+json")
+    if fhir and not patches.is_fhirpath_patch(body):
+        raise FhirError(
+            415,
+            [
+                Issue(
+                    "not-supported",
+                    f"A PATCH in {ctype} is a FHIRPath Patch Parameters; a JSON Patch is sent "
+                    "as application/json-patch+json",
+                )
+            ],
+        )
+    return body

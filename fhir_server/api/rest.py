@@ -19,11 +19,11 @@ from fhir_server.api.formats import (
     body_format,
     parse_body,
     read_body,
+    read_patch,
     response_format,
 )
 from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.api.security import authenticate
-from fhir_server.fhir import patches
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
@@ -35,7 +35,6 @@ from fhir_server.interactions import (
     patch,
     provide_document,
     read,
-    record,
     search,
     simplified_publish,
     update,
@@ -238,42 +237,10 @@ async def update_route(request: Request, rtype: str, id: str) -> Response:
     return write_response(request, out.stored, out.status, base_url(request))
 
 
-async def _patch_body(request: Request) -> Any:
-    """JSON Patch (`application/json-patch+json`) or FHIRPath Patch (a `Parameters` in
-    `application/fhir+json` or `application/fhir+xml`)."""
-    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    fhir = ctype in ("application/fhir+json", "application/fhir+xml")
-    if ctype not in ("application/json-patch+json", "application/json") and not fhir:
-        raise errors.FhirError(
-            415,
-            [
-                errors.Issue(
-                    "not-supported",
-                    "PATCH takes application/json-patch+json (JSON Patch) or a FHIRPath Patch "
-                    "Parameters in application/fhir+json",
-                )
-            ],
-        )
-    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
-    body = parse_body(raw, ctype if fhir else "application/fhir+json")
-    if fhir and not patches.is_fhirpath_patch(body):
-        raise errors.FhirError(
-            415,
-            [
-                errors.Issue(
-                    "not-supported",
-                    f"A PATCH in {ctype} is a FHIRPath Patch Parameters; a JSON Patch is sent "
-                    "as application/json-patch+json",
-                )
-            ],
-        )
-    return body
-
-
 @router.patch("/{rtype}/{id}")
 async def patch_route(request: Request, rtype: str, id: str) -> Response:
     resource_type(rtype, "patch")
-    ops = await _patch_body(request)
+    ops = await read_patch(request, request.app.state.ctx.settings.max_body_bytes)
     out = await patch.patch(
         context(request), rtype, id, ops, if_match=request.headers.get("if-match")
     )
@@ -283,7 +250,7 @@ async def patch_route(request: Request, rtype: str, id: str) -> Response:
 @router.patch("/{rtype}")
 async def conditional_patch_route(request: Request, rtype: str) -> Response:
     resource_type(rtype, "patch")
-    ops = await _patch_body(request)
+    ops = await read_patch(request, request.app.state.ctx.settings.max_body_bytes)
     ctx = context(request)
     id = await patch.resolve_conditional(ctx, rtype, request.url.query)
     out = await patch.patch(ctx, rtype, id, ops, if_match=request.headers.get("if-match"))
@@ -306,20 +273,6 @@ async def conditional_delete_route(request: Request, rtype: str) -> Response:
     id = await patch.resolve_conditional(ctx, rtype, request.url.query)
     await delete.delete(ctx, rtype, id)
     return Response(status_code=204)
-
-
-@router.post("/Patient/{id}/$close")
-async def close_record(request: Request, id: str) -> Response:
-    raw = await read_body(request, request.app.state.ctx.settings.max_body_bytes)
-    body = parse_body(raw, body_format(request) or JSON) if raw.strip() else None
-    out = await record.set_closed(context(request), id, close=True, body=body)
-    return write_response(request, out.stored, out.status, base_url(request))
-
-
-@router.post("/Patient/{id}/$reopen")
-async def reopen_record(request: Request, id: str) -> Response:
-    out = await record.set_closed(context(request), id, close=False)
-    return write_response(request, out.stored, out.status, base_url(request))
 
 
 @router.get("/{rtype}/{id}/_history")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server import errors
-from fhir_server.access import searches
+from fhir_server.access import lookups
 from fhir_server.errors import FhirError
 from fhir_server.fhir import conditional_references as refs
 from fhir_server.interactions.context import Context
@@ -20,7 +20,7 @@ async def resolve_one(ctx: Context, reference: str) -> str:
     assert parsed is not None
     rtype, query = parsed
     try:
-        found = await searches.find(ctx.gate, rtype, query, purpose="Conditional reference")
+        found = await lookups.find(ctx.gate, rtype, query, purpose="Conditional reference")
     except FhirError as exc:
         if exc.status != 412:
             raise

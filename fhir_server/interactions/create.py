@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server import errors
-from fhir_server.access import filing, searches
+from fhir_server.access import filing, lookups
 from fhir_server.fhir.server_fields import on_create
 from fhir_server.fhir.uniqueness import DOCUMENT_KEY, condition_key, unique_key_kind
 from fhir_server.fhir.validation import validate_resource
@@ -31,7 +31,7 @@ async def prepare_create(
     validate_resource(rtype, resource)
     extra: tuple[str, ...] = ()
     if if_none_exist:
-        found = await searches.find(ctx.gate, rtype, if_none_exist, purpose="If-None-Exist")
+        found = await lookups.find(ctx.gate, rtype, if_none_exist, purpose="If-None-Exist")
         if found is not None:
             # answering with it discloses it: the actor must be able to read it
             return await ctx.gate.read(found.rtype, found.id)
@@ -88,7 +88,7 @@ async def create(
             return WriteOutcome(200, await filing.refiled(ctx.gate, found, None), "Already exists")
         if is_condition_clash(exc, prepared[0]) and if_none_exist:
             # a concurrent create with the same condition won: answer with its resource
-            found = await searches.find(ctx.gate, rtype, if_none_exist, purpose="If-None-Exist")
+            found = await lookups.find(ctx.gate, rtype, if_none_exist, purpose="If-None-Exist")
             if found is not None:
                 existing = await ctx.gate.read(found.rtype, found.id)
                 return WriteOutcome(200, existing, "Already exists")

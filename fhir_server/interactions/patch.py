@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server import errors
-from fhir_server.access import answers, searches
+from fhir_server.access import answers, lookups
 from fhir_server.fhir.patches import deletion_requested, patched
 from fhir_server.fhir.validation import validate_resource
 from fhir_server.interactions import delete
@@ -28,7 +28,7 @@ async def resolve_conditional(ctx: Context, rtype: str, query: str) -> str:
     if not query:
         raise errors.bad_request("A conditional patch needs search parameters")
     # the write then judges the actor on the document: a filer finds its own (TD3.3)
-    found = await searches.find(ctx.gate, rtype, query, purpose="Conditional patch", known=True)
+    found = await lookups.find(ctx.gate, rtype, query, purpose="Conditional patch", known=True)
     if found is None:
         raise errors.not_found(f"No {rtype} matches {query!r}")
     return found.id

@@ -10,7 +10,7 @@ import copy
 from typing import Any, Protocol
 
 from fhir_server import errors
-from fhir_server.access import searches
+from fhir_server.access import lookups
 from fhir_server.errors import FhirError, Issue, operation_outcome
 from fhir_server.fhir.transaction_bundle import (
     ORDER,
@@ -62,7 +62,7 @@ async def _match_conditions(ctx: Context, entries: list[Entry]) -> None:
     for e in entries:
         if e.method == "POST" and e.if_none_exist:
             try:
-                found = await searches.find(
+                found = await lookups.find(
                     ctx.gate, e.rtype, e.if_none_exist, purpose="If-None-Exist"
                 )
                 # answering with it discloses it: the actor must be able to read it

@@ -88,6 +88,9 @@ PROJECT: dict[str, ProjectDocument] = {
     "vac-note.xml": ProjectDocument(VAC_NOTE, Volet.CISIS_HEADER, THOMAS),
     "ips-fr-dlu.xml": ProjectDocument(IPS_FR_DLU, Volet.IPS_FR, MARGUERITE),
     "ips-fr-dlu-rplc.xml": ProjectDocument(IPS_FR_DLU, Volet.IPS_FR, MARGUERITE),
+    # bodies for the structured-content tests (tests/cda/test_structured_content.py)
+    "cr-bio-body.xml": ProjectDocument(CR_BIO, Volet.CR_BIO, CAMILLE),
+    "vsm-body.xml": ProjectDocument(VSM, Volet.VSM, CAMILLE),
 }
 
 # -- the ANS CI-SIS examples (third-party, read-only, not in the repository) -------------------

@@ -12,7 +12,7 @@ from fhir_server.cda.extraction import BodyExtraction, extract_body, summary
 from fhir_server.cda.mapping import read_cda
 from fhir_server.fhir.derived import restamp, source_document
 from fhir_server.policy.facts import derived_facts, document_facts
-from tests.cda.test_ansforge_examples import EXAMPLES
+from tests.cda.documents import ANS_ABSENT, ANS_EXAMPLES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
 LOINC = "http://loinc.org"
@@ -184,14 +184,12 @@ def test_a_level_1_document_yields_nothing():
 
 # -- the ANS examples (third-party; skipped when ../shared is absent) -----------------------
 
-ANS = pytest.mark.skipif(
-    not EXAMPLES.is_dir(), reason=f"ANS example documents not found in {EXAMPLES}"
-)
+ANS = pytest.mark.skipif(not ANS_EXAMPLES.is_dir(), reason=ANS_ABSENT)
 
 
 @ANS
 def test_ans_tsh_matches_the_oracle():
-    tsh = _extract(EXAMPLES / "BIO-CR-BIO_2024.01_TSH_1.xml")
+    tsh = _extract(ANS_EXAMPLES / "BIO-CR-BIO_2024.01_TSH_1.xml")
     assert tsh.counts() == {"Observation": 3, "DiagnosticReport": 1}
     assert not tsh.skipped
     first, second = _by_code(tsh, "3016-3"), _by_code(tsh, "3024-7")
@@ -224,7 +222,7 @@ def test_ans_tsh_matches_the_oracle():
 
 @ANS
 def test_ans_crp_non_loinc_matches_the_oracle():
-    crp = _extract(EXAMPLES / "BIO-CR-BIO_2024.01_CRP_non_LOINC.xml")
+    crp = _extract(ANS_EXAMPLES / "BIO-CR-BIO_2024.01_CRP_non_LOINC.xml")
     assert crp.counts() == {"Observation": 2, "DiagnosticReport": 1}
     result = _by_code(crp, "1234")
     assert result["code"]["coding"][0]["system"] == "urn:oid:1.2.250.1.2.3.4"
@@ -238,7 +236,7 @@ def test_ans_crp_non_loinc_matches_the_oracle():
 
 @ANS
 def test_ans_electrophoresis_warns_of_its_invalid_timestamp():
-    electro = _extract(EXAMPLES / "BIO-CR-BIO_2023.01_Electrophorese.xml")
+    electro = _extract(ANS_EXAMPLES / "BIO-CR-BIO_2023.01_Electrophorese.xml")
     assert any("20092012081500+0100" in w for w in electro.warnings)
     assert electro.counts()["DiagnosticReport"] >= 1
     # the prior result with that timestamp is kept, without its time, beside the result
@@ -262,7 +260,7 @@ def test_ans_electrophoresis_warns_of_its_invalid_timestamp():
     ],
 )
 def test_ans_lab_examples_extract_every_result(name):
-    extraction = _extract(EXAMPLES / name)
+    extraction = _extract(ANS_EXAMPLES / name)
     assert extraction.counts()["DiagnosticReport"] >= 1
     # every kept observation is a member of something, a report's result or a prior result
     referenced = {
@@ -317,7 +315,7 @@ def test_extracted_resources_are_valid_fhir(name):
 
 @ANS
 def test_ans_vsm_matches_the_oracle():
-    vsm = _extract(EXAMPLES / "VSM_1.4_2022.01.xml")
+    vsm = _extract(ANS_EXAMPLES / "VSM_1.4_2022.01.xml")
     assert vsm.counts() == {"Condition": 4, "AllergyIntolerance": 1}
     by_code = {
         c["code"]["coding"][0]["code"]: c for c in vsm.resources if c["resourceType"] == "Condition"
@@ -338,7 +336,7 @@ def test_ans_vsm_matches_the_oracle():
 
 @ANS
 def test_ans_ldl_ses_allergy_has_no_allergen():
-    ldl = _extract(EXAMPLES / "LDL-SES_2022.01.xml")
+    ldl = _extract(ANS_EXAMPLES / "LDL-SES_2022.01.xml")
     assert ldl.counts() == {"AllergyIntolerance": 1}
     allergy = ldl.resources[0]
     assert (
