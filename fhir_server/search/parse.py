@@ -386,6 +386,9 @@ def parse(
     enforce_required: bool = False,
     now: datetime | None = None,
 ) -> SearchPlan:
+    """A query as a plan. Defaults suit conditional create (unknown parameters refused);
+    the search interaction passes the client's handling and enforces the PDSm required
+    parameters."""
     now = now or datetime.now(UTC)
     check_size(params)
     d = _Draft(rtype, min(default_count, max_count))
@@ -422,23 +425,5 @@ def parse(
     )
 
 
-def parse_query(
-    rtype: str,
-    params: list[tuple[str, str]],
-    *,
-    default_count: int = 50,
-    max_count: int = 1000,
-    strict: bool = True,
-    enforce_required: bool = False,
-) -> SearchPlan:
-    """A query as a plan. Defaults suit conditional create (unknown parameters refused);
-    the search interaction passes the client's handling and enforces the PDSm required
-    parameters."""
-    return parse(
-        rtype,
-        params,
-        default_count=default_count,
-        max_count=max_count,
-        strict=strict,
-        enforce_required=enforce_required,
-    )
+# the name the access layer and the interactions use
+parse_query = parse
