@@ -366,14 +366,6 @@ class MongoStore:
                 if not is_write_conflict(exc):
                     raise
                 log.debug("transaction attempt %d conflicted, rerunning: %s", attempt, exc)
-            except VersionConflict as exc:
-                # a create refused as a duplicate while nothing committed holds its id: no real
-                # conflict (in a transaction, a racing creator's uncommitted rows are a write
-                # conflict, and once committed they are found). The mongoeco emulator answers
-                # so when a rerun meets the index entries of its own aborted attempt: rerun
-                if exc.expected is not None or exc.actual is not None:
-                    raise
-                log.debug("transaction attempt %d met a phantom duplicate: %s", attempt, exc)
             await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
         raise StoreUnavailable("MongoDB: transaction kept conflicting with concurrent writes")
 
