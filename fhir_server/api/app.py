@@ -27,6 +27,7 @@ from fhir_server.audit.events import ServerIdentity
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
 from fhir_server.operations.reindex import reindex_if_stale
+from fhir_server.operations.tie_contents import tie_contents_once
 from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
 
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await store.open()
         # resources indexed by another version are found by today's parameters
         await reindex_if_stale(store)
+        # contents filed by an earlier version without their document's name
+        await tie_contents_once(store)
         # what start-up built (app, models, tables) lives as long as the process: out of
         # the garbage collector's sight, a full collection has less to walk per request
         gc.freeze()
