@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from tests.access.test_dmp_scenario import _consent
 from tests.conftest import INS_TEST_SYSTEM, VALID_INS, nir_with_key
 from tests.pdsm4dmp.guide import FHIR, INS_REF, doc_of, iti65
 from tests.security.world import ATTACKER_INS, BLOCKED_INS, cda
@@ -80,24 +81,11 @@ def test_a_conditional_reference_naming_several_is_422(world):
 
 
 def test_conditional_reference_on_a_plain_create(world):
-    consent_ref = {"reference": INS_REF}
+    # the Consent names its patient by INS: the record is the one holding it
+    consent = {**_consent(world.victim, "deny"), "patient": {"reference": INS_REF}}
     r = world.client.post(
         "/fhir/Consent",
-        json={
-            "resourceType": "Consent",
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "patient-privacy",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": consent_ref,
-            "provision": {"type": "deny"},
-        },
+        json=consent,
         headers={**world.as_("holder"), **FHIR},
     )
     assert r.status_code == 201, r.text
