@@ -3,7 +3,8 @@ facts each one carries so that its document's rules govern it (pure).
 
 A derived resource is the extraction's output plus, from its DocumentReference:
 
-- `subject` (`patient` for an AllergyIntolerance): the document's patient;
+- `subject` (`patient` for an AllergyIntolerance or an Immunization): the document's
+  patient;
 - extension `source-document` (valueReference DocumentReference/<id>): where it comes
   from, and whose rules apply (a read by id follows the live document);
 - `meta.source`: the document's uniqueId (masterIdentifier value), for information;
@@ -36,7 +37,15 @@ from fhir_server.search.visibility import RPPS_SYSTEM
 
 Json = dict[str, Any]
 
-DERIVED_TYPES = ("Observation", "DiagnosticReport", "Condition", "AllergyIntolerance")
+DERIVED_TYPES = (
+    "Observation",
+    "DiagnosticReport",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationStatement",
+    "Procedure",
+    "Immunization",
+)
 _FACT_URLS = (SOURCE_DOCUMENT_URL, DOCUMENT_CLASS_URL, DOCUMENT_AUTHOR_URL, FILED_AT_URL)
 
 

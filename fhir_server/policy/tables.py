@@ -243,6 +243,9 @@ READ_ACTION: Mapping[str, Action] = {
     "DiagnosticReport": Action.READ,
     "Condition": Action.READ,
     "AllergyIntolerance": Action.READ,
+    "MedicationStatement": Action.READ,
+    "Procedure": Action.READ,
+    "Immunization": Action.READ,
 }
 SEARCH_ACTION: Mapping[str, Action] = {
     **READ_ACTION,
@@ -252,6 +255,9 @@ SEARCH_ACTION: Mapping[str, Action] = {
     "DiagnosticReport": Action.SEARCH,
     "Condition": Action.SEARCH,
     "AllergyIntolerance": Action.SEARCH,
+    "MedicationStatement": Action.SEARCH,
+    "Procedure": Action.SEARCH,
+    "Immunization": Action.SEARCH,
 }
 WRITE_ACTION: Mapping[tuple[str, str], Action] = {
     ("DocumentReference", "create"): Action.FILE,
