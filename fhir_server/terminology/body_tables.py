@@ -7,7 +7,7 @@ A reviewer reads and amends the JSON; this module only indexes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -106,39 +106,21 @@ def value_kind(xsi_type: str) -> str | None:
     return _data()["value_types"].get(xsi_type)
 
 
+def _typed(annotation: str, raw: Any) -> Any:
+    """A JSON value as the field's type says (sets of template roots, maps, strings)."""
+    if annotation.startswith("frozenset"):
+        return frozenset(raw)
+    if annotation.startswith("dict[str, frozenset"):
+        return {k: frozenset(v) for k, v in raw.items()}
+    if annotation.startswith("dict"):
+        return dict(raw)
+    return raw
+
+
 @cache
 def summary_tables() -> SummaryTables:
     t = _data()["patient_summary"]
-    return SummaryTables(
-        sections=dict(t["sections"]),
-        entry_templates={k: frozenset(v) for k, v in t["entry_templates"].items()},
-        status_observations=frozenset(t["status_observations"]),
-        condition_clinical_system=t["condition_clinical_system"],
-        allergy_clinical_system=t["allergy_clinical_system"],
-        allergy_clinical_codes=frozenset(t["allergy_clinical_codes"]),
-        clinical_status=dict(t["clinical_status"]),
-        concern_status=dict(t["concern_status"]),
-        allergy_categories=dict(t["allergy_categories"]),
-        data_absent_reason=dict(t["data_absent_reason"]),
-        vital_sign_observations=frozenset(t["vital_sign_observations"]),
-        simple_observations=frozenset(t["simple_observations"]),
-        severity_observations=frozenset(t["severity_observations"]),
-        certainty_observations=frozenset(t["certainty_observations"]),
-        criticality_observations=frozenset(t["criticality_observations"]),
-        dose_number_observations=frozenset(t["dose_number_observations"]),
-        internal_references=frozenset(t["internal_references"]),
-        condition_verification_system=t["condition_verification_system"],
-        condition_verification_codes=frozenset(t["condition_verification_codes"]),
-        allergy_verification_system=t["allergy_verification_system"],
-        allergy_verification=dict(t["allergy_verification"]),
-        allergy_criticality_codes=frozenset(t["allergy_criticality_codes"]),
-        reaction_severity=dict(t["reaction_severity"]),
-        procedure_status=dict(t["procedure_status"]),
-        default_procedure_status=t["default_procedure_status"],
-        period_units=dict(t["period_units"]),
-        vital_signs_category=dict(t["vital_signs_category"]),
-        immunization_performer_function=dict(t["immunization_performer_function"]),
-    )
+    return SummaryTables(**{f.name: _typed(str(f.type), t[f.name]) for f in fields(SummaryTables)})
 
 
 @cache
