@@ -23,14 +23,19 @@ Json = dict[str, Any]
 
 @dataclass
 class References:
-    _conditions: list[tuple[frozenset[str], frozenset[str], str]] = field(default_factory=list)
+    # indexed by id and by (id, code), so a document of many reasons resolves in linear time
+    _by_id: dict[str, set[str]] = field(default_factory=dict)
+    _by_id_and_code: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     _wanted: list[tuple[Json, etree._Element]] = field(default_factory=list)
 
     def condition(self, statements: list[etree._Element], resource: Json) -> None:
         """A Condition kept, known by the ids of the statements it comes from."""
-        keys = frozenset(k for s in statements if (k := ii_key(s)))
-        codes = frozenset(c.get("code") for c in resource["code"].get("coding", []))
-        self._conditions.append((keys, codes, str(resource["id"])))
+        cid = str(resource["id"])
+        codes = {c.get("code") for c in resource["code"].get("coding", []) if c.get("code")}
+        for key in {k for s in statements if (k := ii_key(s))}:
+            self._by_id.setdefault(key, set()).add(cid)
+            for code in codes:
+                self._by_id_and_code.setdefault((key, code), set()).add(cid)
 
     def reason(self, resource: Json, act: etree._Element) -> None:
         self._wanted.append((resource, act))
@@ -39,15 +44,12 @@ class References:
         key = ii_key(act)
         if key is None:
             return None
-        found = {cid for keys, _, cid in self._conditions if key in keys}
         code = child(act, "code")
         if code is not None and code.get("code"):
-            found = {
-                cid
-                for keys, codes, cid in self._conditions
-                if cid in found and code.get("code") in codes
-            }
-        return found.pop() if len(found) == 1 else None
+            found = self._by_id_and_code.get((key, str(code.get("code"))), set())
+        else:
+            found = self._by_id.get(key, set())
+        return next(iter(found)) if len(found) == 1 else None
 
     def resolve(self, narrative: dict[str, str]) -> None:
         """Every reason asked for, as a reference where it resolves, else as a code."""

@@ -496,6 +496,9 @@ def test_ans_vsm_matches_the_oracle():
     }
     assert dosage["timing"]["repeat"] == {"frequency": 1, "period": 1, "periodUnit": "d"}
     assert plavix["reasonReference"] == [{"reference": f"Condition/{by_code['I20.0']['id']}"}]
+    # COUMADINE's reason names an id three statements share: narrowed by its code, one
+    coumadine = _one(vsm, "MedicationStatement", "63245753")
+    assert coumadine["reasonReference"] == [{"reference": f"Condition/{by_code['G45.9']['id']}"}]
     procedure = _one(vsm, "Procedure", "DDAF004")
     assert procedure["performedDateTime"] == "2018-01-14"
 
@@ -534,3 +537,45 @@ def test_ans_vaccination_note_and_ips_read_their_vaccinations():
         for r in ips.resources
         if r["resourceType"] == "Observation"
     } == {"vital-signs"}
+
+
+_SHARED_ID_SUMMARY = """<ClinicalDocument xmlns="urn:hl7-org:v3"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><component><structuredBody>
+  <component><section><templateId root="1.2.250.1.213.1.1.2.132"/>{problems}</section></component>
+  <component><section><templateId root="1.2.250.1.213.1.1.2.143"/>
+    <entry><substanceAdministration moodCode="EVN"><templateId root="1.2.250.1.213.1.1.3.42"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="60000001" codeSystem="1.2.250.1.213.2.3.1"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      <entryRelationship typeCode="RSON"><act><templateId root="1.2.250.1.213.1.1.3.36"/>
+        <id root="1.2.3.4.5"/><code code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+      </act></entryRelationship>
+    </substanceAdministration></entry>
+  </section></component>
+</structuredBody></component></ClinicalDocument>"""
+_PROBLEM = """<entry><act moodCode="EVN"><templateId root="1.2.250.1.213.1.1.3.39"/>
+  <id root="1.2.3.4.5"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation moodCode="EVN">
+    <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+  </observation></entryRelationship></act></entry>"""
+
+
+@pytest.mark.parametrize("problems, resolves", [(1, True), (2, False)])
+def test_a_reason_names_a_condition_only_when_its_id_and_code_name_one(problems, resolves):
+    from lxml import etree
+
+    from fhir_server.cda.extraction import read_body
+    from fhir_server.cda.patient_summary import extract_summary
+
+    root = etree.fromstring(_SHARED_ID_SUMMARY.format(problems=_PROBLEM * problems))
+    body = root.find("{urn:hl7-org:v3}component/{urn:hl7-org:v3}structuredBody")
+    extraction = read_body("1.2.3", root, body, extract_summary)
+    treatment = next(r for r in extraction.resources if r["resourceType"] == "MedicationStatement")
+    conditions = [r["id"] for r in extraction.resources if r["resourceType"] == "Condition"]
+    assert len(conditions) == problems
+    if resolves:
+        assert treatment["reasonReference"] == [{"reference": f"Condition/{conditions[0]}"}]
+        assert "reasonCode" not in treatment
+    else:  # two problems under one id and one code: which one is not said
+        assert "reasonReference" not in treatment
+        assert treatment["reasonCode"][0]["coding"][0]["code"] == "I10"
