@@ -241,7 +241,9 @@ def test_simplified_publish_derives_metadata_from_the_cda(client, path, expected
     ref = r.json()
     assert r.headers["location"].endswith(f"/DocumentReference/{ref['id']}/_history/1")
     attachment = ref["content"][0]["attachment"]
-    assert "data" not in attachment and attachment["url"].startswith("http://testserver/fhir/Binary/")
+    assert "data" not in attachment and attachment["url"].startswith(
+        "http://testserver/fhir/Binary/"
+    )
     assert ref["masterIdentifier"] and ref["author"] and ref["context"]["period"]
     check_filed(client, ref, data, expected)
     again = client.post("/fhir/DocumentReference", json=simplified(data), headers=FHIR_JSON)
