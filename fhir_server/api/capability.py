@@ -18,6 +18,8 @@ OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ),
     ("close", "Patient", "Close the patient's DMP (read-only, destroyed ten years later)"),
     ("reopen", "Patient", "Reopen a closed DMP"),
+    ("link-mes", "Patient", "The holder activates Mon espace santé (dmp-rattachement-mes)"),
+    ("authorisation", "Patient", "A professional's own authorisation status for the DMP"),
 )
 
 
