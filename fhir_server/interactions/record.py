@@ -17,6 +17,7 @@ guide's TD0.2 "authorisation of the actor"), as a `Parameters`: `status` (`autho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhir_server import errors
@@ -98,9 +99,17 @@ def _reopened(patient: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def set_closed(ctx: Context, patient_id: str, close: bool, body: Any = None) -> WriteOutcome:
-    motif, reason = closure_reason(body) if close else (None, None)
-    action = Action.CLOSE_RECORD if close else Action.REOPEN_RECORD
+async def _change_record(
+    ctx: Context,
+    patient_id: str,
+    action: Action,
+    change: Callable[[dict[str, Any], str], dict[str, Any]],
+    settled: Callable[[dict[str, Any]], bool],
+    conflict: str | None,
+) -> WriteOutcome:
+    """A server-set change of the record's Patient (`change(before, now)`), judged as
+    `action`. A record `settled` already gets 409 `conflict`, or with None is answered as
+    it is (the request still audited)."""
 
     async def attempt() -> WriteOutcome:
         current = await ctx.gate.stored_for_write("Patient", patient_id, "update", action=action)
@@ -108,17 +117,32 @@ async def set_closed(ctx: Context, patient_id: str, close: bool, body: Any = Non
             raise errors.not_found(f"Patient/{patient_id} is not known")
         before = current.resource or {}
         now = ctx.now_iso()
-        after = _closed(before, now, motif, reason) if close else _reopened(before)
+        after = change(before, now)
         write = make_write("update", "Patient", patient_id, after, current=current, now=now)
         audit = await ctx.gate.judge(
             "update", "Patient", before, write.resource, f"Patient/{patient_id}", action=action
         )
-        if (closed_at(before) is not None) == close:
-            raise errors.conflict(f"The record is already {'closed' if close else 'open'}")
+        if settled(before):
+            if conflict is not None:
+                raise errors.conflict(conflict)
+            await ctx.gate.commit(audit)
+            return WriteOutcome(200, current)
         stored, *_ = await ctx.gate.commit([write, *audit])
         return WriteOutcome(200, stored)
 
     return await retry_on_conflict(attempt, f"Patient/{patient_id}")
+
+
+async def set_closed(ctx: Context, patient_id: str, close: bool, body: Any = None) -> WriteOutcome:
+    motif, reason = closure_reason(body) if close else (None, None)
+    return await _change_record(
+        ctx,
+        patient_id,
+        Action.CLOSE_RECORD if close else Action.REOPEN_RECORD,
+        lambda before, now: _closed(before, now, motif, reason) if close else _reopened(before),
+        lambda before: (closed_at(before) is not None) == close,
+        f"The record is already {'closed' if close else 'open'}",
+    )
 
 
 def linked(patient: dict[str, Any]) -> dict[str, Any]:
@@ -129,29 +153,15 @@ def linked(patient: dict[str, Any]) -> dict[str, Any]:
 
 
 async def link_mes(ctx: Context, patient_id: str) -> WriteOutcome:
-    """The holder activates Mon espace santé: the record is linked (idempotent: a record
-    already linked is answered as it is, the request audited)."""
-    action = Action.LINK_MES
-
-    async def attempt() -> WriteOutcome:
-        current = await ctx.gate.stored_for_write("Patient", patient_id, "update", action=action)
-        if current is None or current.deleted:
-            raise errors.not_found(f"Patient/{patient_id} is not known")
-        before = current.resource or {}
-        now = ctx.now_iso()
-        write = make_write(
-            "update", "Patient", patient_id, linked(before), current=current, now=now
-        )
-        audit = await ctx.gate.judge(
-            "update", "Patient", before, write.resource, f"Patient/{patient_id}", action=action
-        )
-        if extension_value(before, DMP_RATTACHEMENT_MES_URL) is True:
-            await ctx.gate.commit(audit)
-            return WriteOutcome(200, current)
-        stored, *_ = await ctx.gate.commit([write, *audit])
-        return WriteOutcome(200, stored)
-
-    return await retry_on_conflict(attempt, f"Patient/{patient_id}")
+    """The holder activates Mon espace santé: the record is linked (idempotent)."""
+    return await _change_record(
+        ctx,
+        patient_id,
+        Action.LINK_MES,
+        lambda before, _now: linked(before),
+        lambda before: extension_value(before, DMP_RATTACHEMENT_MES_URL) is True,
+        None,
+    )
 
 
 async def authorisation(ctx: Context, patient_id: str) -> dict[str, Any]:
