@@ -58,6 +58,15 @@ def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
         if rt.profile:
             entry["profile"] = rt.profile
         resources.append(entry)
+    # a filed FHIR document, read by its Binary's id (PDSm4DMP TD3.2; api/documents.py)
+    resources.append(
+        {
+            "type": "Bundle",
+            "interaction": [{"code": "read"}],
+            "searchParam": [],
+            "documentation": "A FHIR document filed as a Binary, read under its document's rules",
+        }
+    )
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
