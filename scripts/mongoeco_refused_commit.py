@@ -20,6 +20,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -31,26 +32,37 @@ def ids(client: MongoClient, **kw: object) -> list[str]:
     return sorted(d["_id"] for d in client.probe.patient.find({}, **kw))
 
 
+def refused_commit(client: MongoClient, a_id: str, b_id: str, *, discard: bool) -> Any:
+    """Transactions A and B insert `a_id` and `b_id`; B commits first, so A's commit is
+    refused. Returns A's lsid, or None when A's commit was accepted. With `discard`, the
+    driver is told to drop A's lsid instead of pooling it."""
+    patients = client.probe.patient
+    with client.start_session() as a, client.start_session() as b:
+        a.start_transaction()
+        b.start_transaction()
+        patients.insert_one({"_id": a_id}, session=a)
+        patients.insert_one({"_id": b_id}, session=b)
+        b.commit_transaction()
+        try:
+            a.commit_transaction()
+            return None
+        except OperationFailure as exc:
+            print(f"A's commit refused: {exc.details}")
+            if discard:
+                a._server_session.mark_dirty()
+            return a.session_id
+
+
 def main(python: str) -> int:
     server = subprocess.Popen([python, str(LAUNCHER)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     uri = server.stdout.readline().strip()
     try:
         client, other = MongoClient(uri), MongoClient(uri)
-        patients = client.probe.patient
-        with client.start_session() as a, client.start_session() as b:
-            refused = a.session_id
-            a.start_transaction()
-            b.start_transaction()
-            patients.insert_one({"_id": "written-by-a"}, session=a)
-            patients.insert_one({"_id": "written-by-b"}, session=b)
-            b.commit_transaction()
-            try:
-                a.commit_transaction()
-                print("A's commit was accepted: no conflict to show")
-                return 1
-            except OperationFailure as exc:
-                print(f"A's commit refused: {exc.details}")
+        refused = refused_commit(client, "written-by-a", "written-by-b", discard=False)
+        if refused is None:
+            print("A's commit was accepted: no conflict to show")
+            return 1
         print("stored, read by another client:", ids(other))
         with client.start_session() as s:
             print("next session reuses A's lsid:", s.session_id == refused)
@@ -60,27 +72,15 @@ def main(python: str) -> int:
         with client.start_session() as s:
             s.start_transaction()
             try:
-                patients.insert_one({"_id": "written-by-a"}, session=s)
+                client.probe.patient.insert_one({"_id": "written-by-a"}, session=s)
                 print("rerun of A's insert in a new transaction: accepted")
             except DuplicateKeyError:
-                print(
-                    "rerun of A's insert in a new transaction: duplicate of its own refused write"
-                )
+                print("rerun of A's insert in a new transaction: duplicate of its own write")
                 phantom = True
             s.abort_transaction()  # an abort does end it on mongoeco too
         print("after an explicit abort on that lsid, a read sees:", ids(client))
-        # the same again, with the refused transaction's lsid discarded by the driver
-        with client.start_session() as a, client.start_session() as b:
-            a.start_transaction()
-            b.start_transaction()
-            patients.insert_one({"_id": "written-by-c"}, session=a)
-            patients.insert_one({"_id": "written-by-d"}, session=b)
-            b.commit_transaction()
-            try:
-                a.commit_transaction()
-            except OperationFailure:
-                a._server_session.mark_dirty()
-        print("A's lsid discarded after a refused commit; a read sees:", ids(client))
+        refused_commit(client, "written-by-c", "written-by-d", discard=True)
+        print("A's lsid discarded after its refused commit; a read sees:", ids(client))
         print("stored, read by another client:", ids(other))
         return 0 if phantom else 1
     finally:
