@@ -80,7 +80,10 @@ def document(pat: int, n: int, day: str, rng: random.Random) -> dict[str, Any]:
     return {
         "resourceType": "DocumentReference",
         "id": f"doc-{pat}-{n}",
-        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:1.2.250.9.{pat}.{n}"},
+        "masterIdentifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": f"urn:oid:1.2.250.9.{pat}.{n}",
+        },
         "status": "current",
         "type": {"coding": [{"system": LOINC, "code": "11502-2"}]},
         "category": [{"coding": [{"system": CLASS_SYSTEM, "code": "11"}]}],
@@ -127,13 +130,17 @@ def record(pat: int, results: int, rng: random.Random) -> list[Any]:
     for n in range((results + PER_REPORT - 1) // PER_REPORT):
         day = f"{rng.randint(2012, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         doc = document(pat, n, day, rng)
-        writes.append(make_write("create", "DocumentReference", doc["id"], doc, current=None, now=NOW))
+        writes.append(
+            make_write("create", "DocumentReference", doc["id"], doc, current=None, now=NOW)
+        )
         kept = codes[: min(PER_REPORT, results - n * PER_REPORT)]
         members = []
         for k, code in enumerate(kept):
             obs = restamp(result(pat, n, k, code, day, rng), doc)
             members.append({"reference": f"Observation/{obs['id']}"})
-            writes.append(make_write("create", "Observation", obs["id"], obs, current=None, now=NOW))
+            writes.append(
+                make_write("create", "Observation", obs["id"], obs, current=None, now=NOW)
+            )
         report = restamp(
             {
                 "resourceType": "DiagnosticReport",

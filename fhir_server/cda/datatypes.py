@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from lxml import etree
@@ -29,16 +30,19 @@ class Unreadable(ValueError):
     """A CDA value that has no faithful FHIR reading (the entry is skipped)."""
 
 
+@cache
 def v3(name: str) -> str:
     return f"{{{V3}}}{name}"
 
 
+# `iterchildren` by tag rather than `find`/`findall`: the same elements, without lxml's
+# path machinery (which runs in Python) for each of a body's thousands of lookups
 def child(el: etree._Element, name: str) -> etree._Element | None:
-    return el.find(v3(name))
+    return next(el.iterchildren(v3(name)), None)
 
 
 def children(el: etree._Element, name: str) -> list[etree._Element]:
-    return el.findall(v3(name))
+    return list(el.iterchildren(v3(name)))
 
 
 def template_ids(el: etree._Element) -> list[str]:
