@@ -45,6 +45,11 @@ def children(el: etree._Element, name: str) -> list[etree._Element]:
     return list(el.iterchildren(v3(name)))
 
 
+def first_child(el: etree._Element, names: tuple[str, ...]) -> etree._Element | None:
+    """The first child element named one of `names` (a choice of the schema), in one pass."""
+    return next(el.iterchildren(*(v3(n) for n in names)), None)
+
+
 def template_ids(el: etree._Element) -> list[str]:
     return [t.get("root") or "" for t in children(el, "templateId")]
 
@@ -56,7 +61,13 @@ def xsi_type(el: etree._Element) -> str | None:
     if not raw:
         return None
     prefix, _, local = raw.strip().rpartition(":")
-    namespace = el.nsmap.get(prefix or None)
+    if (prefix or None) == el.prefix:
+        # the element's own prefix (or default namespace) names its own namespace: no
+        # need to gather every namespace in scope (`nsmap` walks up the tree)
+        tag = el.tag
+        namespace = tag[1 : tag.index("}")] if tag[:1] == "{" else None
+    else:
+        namespace = el.nsmap.get(prefix or None)
     if namespace not in (V3, None) or (prefix and namespace is None):
         return None
     return local
