@@ -130,7 +130,6 @@ def restamp(resource: Mapping[str, Any], document: Mapping[str, Any] | Facts) ->
     return out
 
 
-
 def facts_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a document change must be carried to its derived resources."""
     return document_extensions(before) != document_extensions(after) or _labels(before) != _labels(
