@@ -8,6 +8,7 @@ How a query is driven, so that it never scans a table as data grows:
 - patient-scoped (a `patient`/`subject` value or `patient.identifier`): the `patient`
   column index yields the patient's few rows; every other condition is a correlated
   EXISTS probe on an index keyed by rid; the ORDER BY sorts those few rows.
+- the page is chosen on keys (rid, id, sort key) in a subquery, then its rows are read.
 - otherwise the first indexable condition is an `rid IN (SELECT rid ...)` that drives
   from its term/param index, and the others are EXISTS probes.
 Every value is a bound parameter; table names come from the resource type table and
