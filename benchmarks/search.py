@@ -43,6 +43,7 @@ from fhir_server.fhir.resource_types import RESOURCE_TYPES  # noqa: E402
 from fhir_server.interactions.versioning import make_write  # noqa: E402
 from fhir_server.live_server import LiveServer  # noqa: E402
 from fhir_server.operations.reindex import index_signature, signature_key  # noqa: E402
+from fhir_server.policy.model import CLASS_SYSTEM as CLASS  # noqa: E402
 from fhir_server.search.parse import parse  # noqa: E402
 from fhir_server.storage import sqlite_search  # noqa: E402
 from fhir_server.storage.sqlite import SqliteStore  # noqa: E402
@@ -50,7 +51,6 @@ from fhir_server.storage.sqlite import SqliteStore  # noqa: E402
 BATCH = 5_000
 DOCS_PER_PATIENT = 10
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
-CLASS = "urn:oid:1.2.250.1.213.1.1.4.1"
 LOINC = "http://loinc.org"
 # (class code, weight, [LOINC types]) - a realistic skew: lab and letters dominate
 CATEGORIES: list[tuple[str, int, list[str]]] = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fhir_server.fhir.derived import DERIVED_TYPES, restamp
+from fhir_server.fhir.derived import DERIVED_TYPES, facts_of, restamp
 from fhir_server.interactions.versioning import make_write
 from fhir_server.search.parse import parse_query
 from fhir_server.search.plan import SearchPlan, TermIn
@@ -46,9 +46,10 @@ async def following(store: Store, writes: Sequence[Write]) -> list[Write]:
     for write in writes:
         if write.rtype != "DocumentReference" or write.kind == "create":
             continue
+        facts = facts_of(write.resource) if write.resource is not None else None
         for stored in await derived_of(store, write.id):
             current = stored.resource or {}
-            if write.kind == "delete" or write.resource is None:
+            if write.kind == "delete" or facts is None:
                 out.append(
                     make_write(
                         "delete",
@@ -60,7 +61,7 @@ async def following(store: Store, writes: Sequence[Write]) -> list[Write]:
                     )
                 )
                 continue
-            updated = restamp(current, write.resource)
+            updated = restamp(current, facts)
             if updated != current:
                 out.append(
                     make_write(

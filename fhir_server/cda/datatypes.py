@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from lxml import etree
@@ -29,16 +30,24 @@ class Unreadable(ValueError):
     """A CDA value that has no faithful FHIR reading (the entry is skipped)."""
 
 
+@cache
 def v3(name: str) -> str:
     return f"{{{V3}}}{name}"
 
 
+# `iterchildren` by tag rather than `find`/`findall`: the same elements, without lxml's
+# path machinery (which runs in Python) for each of a body's thousands of lookups
 def child(el: etree._Element, name: str) -> etree._Element | None:
-    return el.find(v3(name))
+    return next(el.iterchildren(v3(name)), None)
 
 
 def children(el: etree._Element, name: str) -> list[etree._Element]:
-    return el.findall(v3(name))
+    return list(el.iterchildren(v3(name)))
+
+
+def first_child(el: etree._Element, names: tuple[str, ...]) -> etree._Element | None:
+    """The first child element named one of `names` (a choice of the schema), in one pass."""
+    return next(el.iterchildren(*(v3(n) for n in names)), None)
 
 
 def template_ids(el: etree._Element) -> list[str]:
@@ -52,7 +61,13 @@ def xsi_type(el: etree._Element) -> str | None:
     if not raw:
         return None
     prefix, _, local = raw.strip().rpartition(":")
-    namespace = el.nsmap.get(prefix or None)
+    if (prefix or None) == el.prefix:
+        # the element's own prefix (or default namespace) names its own namespace: no
+        # need to gather every namespace in scope (`nsmap` walks up the tree)
+        tag = el.tag
+        namespace = tag[1 : tag.index("}")] if tag[:1] == "{" else None
+    else:
+        namespace = el.nsmap.get(prefix or None)
     if namespace not in (V3, None) or (prefix and namespace is None):
         return None
     return local

@@ -56,7 +56,7 @@ class Walk:
             return known
         parent = el.getparent()
         index = 1 + sum(1 for _ in el.itersiblings(el.tag, preceding=True))
-        step = f"{etree.QName(el).localname}[{index}]"
+        step = f"{str(el.tag).rpartition('}')[2]}[{index}]"
         prefix = self.path(parent) if parent is not None else ""
         found = f"{prefix}/{step}" if prefix else step
         self._paths[el] = found

@@ -19,7 +19,15 @@ from typing import Any
 from lxml import etree
 
 from fhir_server.cda import datatypes as dt
-from fhir_server.cda.datatypes import Unreadable, child, children, codeable, template_ids, v3
+from fhir_server.cda.datatypes import (
+    Unreadable,
+    child,
+    children,
+    codeable,
+    first_child,
+    template_ids,
+    v3,
+)
 from fhir_server.cda.extraction import Walk
 from fhir_server.cda.header import II
 from fhir_server.cda.resources import identifier
@@ -33,7 +41,7 @@ _STATEMENTS = ("observation", "organizer", "act", "procedure", "substanceAdminis
 
 
 def _statement(container: etree._Element) -> etree._Element | None:
-    return next((el for name in _STATEMENTS if (el := child(container, name)) is not None), None)
+    return first_child(container, _STATEMENTS)
 
 
 def _ref(observation_id: str) -> Json:
@@ -194,7 +202,8 @@ class _Lab:
     def reference_ranges(self, el: etree._Element) -> list[Json]:
         out = []
         for rr in children(el, "referenceRange"):
-            value = rr.find(f"{v3('observationRange')}/{v3('value')}")
+            value = child(rr, "observationRange")
+            value = child(value, "value") if value is not None else None
             if value is None:
                 continue
             try:

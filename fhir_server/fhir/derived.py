@@ -20,6 +20,7 @@ extracted content itself never changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fhir_server.fhir.compartment import PATIENT_ELEMENT
@@ -97,21 +98,43 @@ def document_extensions(document: Mapping[str, Any]) -> list[Json]:
     return exts
 
 
-def restamp(resource: Mapping[str, Any], document: Mapping[str, Any]) -> Json:
+@dataclass(frozen=True)
+class Facts:
+    """What a derived resource carries of its document, read once per document (a
+    filing stamps every resource of its body with the same facts, which they share:
+    resources are written as they are, never changed in place)."""
+
+    subject: Any
+    extensions: tuple[Json, ...]
+    source: str | None
+    labels: tuple[Json, ...]
+
+
+def facts_of(document: Mapping[str, Any]) -> Facts:
+    return Facts(
+        document.get("subject"),
+        tuple(document_extensions(document)),
+        (document.get("masterIdentifier") or {}).get("value"),
+        tuple(_labels(document)),
+    )
+
+
+def restamp(resource: Mapping[str, Any], document: Mapping[str, Any] | Facts) -> Json:
     """The derived resource carrying `document`'s current facts (any earlier ones gone)."""
+    facts = document if isinstance(document, Facts) else facts_of(document)
     out = dict(resource)
-    out[PATIENT_ELEMENT[str(resource["resourceType"])]] = document.get("subject")
+    out[PATIENT_ELEMENT[str(resource["resourceType"])]] = facts.subject
     kept = [
         e
         for e in resource.get("extension") or []
         if not (isinstance(e, Mapping) and e.get("url") in _FACT_URLS)
     ]
-    out["extension"] = [*kept, *document_extensions(document)]
+    out["extension"] = [*kept, *facts.extensions]
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k != "security"}
-    if (master := (document.get("masterIdentifier") or {}).get("value")) is not None:
-        meta["source"] = master
-    if labels := _labels(document):
-        meta["security"] = labels
+    if facts.source is not None:
+        meta["source"] = facts.source
+    if facts.labels:
+        meta["security"] = list(facts.labels)
     out["meta"] = meta
     return out
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from fhir_server.cda.extraction import BodyExtraction, extract_body, summary
 from fhir_server.cda.mapping import CdaDocument
-from fhir_server.fhir.derived import restamp, structured_content_extension
+from fhir_server.fhir.derived import facts_of, restamp, structured_content_extension
 from fhir_server.fhir.extensions import STRUCTURED_CONTENT_URL
 from fhir_server.interactions.versioning import make_write
 from fhir_server.storage.port import Write
@@ -50,12 +50,13 @@ def writes(extraction: BodyExtraction | None, document: Json, now: str) -> list[
     """One create per derived resource, carrying the stored document's facts."""
     if extraction is None:
         return []
+    facts = facts_of(document)
     return [
         make_write(
             "create",
             res["resourceType"],
             res["id"],
-            restamp(res, document),
+            restamp(res, facts),
             current=None,
             now=now,
         )

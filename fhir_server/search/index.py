@@ -88,12 +88,6 @@ def _getter(path: str) -> Getter:
     return get
 
 
-def values_at(resource: dict[str, Any], param: SearchParam) -> list[Any]:
-    if len(param.paths) == 1:
-        return _getter(param.paths[0])(resource)
-    return [v for path in param.paths for v in _getter(path)(resource)]
-
-
 # -- tokens --------------------------------------------------------------------------------
 
 
@@ -128,8 +122,13 @@ def token_values(value: Any) -> list[str]:
 _REF_TAIL = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/[^/]+)?$")
 
 
+_RELATIVE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}")
+
+
 def reference_key(ref: str) -> str | None:
     """ "Type/id" of a literal reference, relative or absolute; None for others (#contained)."""
+    if _RELATIVE.fullmatch(ref):  # already "Type/id": most references a server writes
+        return ref
     m = _REF_TAIL.search(ref)
     if m is None:
         return None
@@ -241,12 +240,28 @@ def _dedupe(items: list[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(items))
 
 
+Adder = Callable[[_Acc, dict[str, Any], SearchParam, Any], None]
+
+
+@cache
+def _extractors(rtype: str) -> tuple[tuple[SearchParam, Adder, tuple[Getter, ...]], ...]:
+    """Per parameter of a type: how its values are read and indexed (looked up once)."""
+    return tuple(
+        (p, _ADDERS[p.type], tuple(_getter(path) for path in p.paths))
+        for p in params_of(rtype).values()
+    )
+
+
+@cache
+def _sortable(rtype: str) -> tuple[str, ...]:
+    return tuple(p.name for p in params_of(rtype).values() if p.sortable)
+
+
 def _sort_keys(rtype: str, dates: list[tuple[str, str, str]]) -> tuple[tuple[str, str], ...]:
     out = []
-    for p in params_of(rtype).values():
-        if p.sortable:
-            lows = [lo for name, lo, _ in dates if name == p.name]
-            out.append((p.name, min(lows) if lows else ""))
+    for name in _sortable(rtype):
+        lows = [lo for param, lo, _ in dates if param == name]
+        out.append((name, min(lows) if lows else ""))
     return tuple(out)
 
 
@@ -254,9 +269,10 @@ def extract_terms(rtype: str, resource: dict[str, Any]) -> IndexTerms:
     if not resource:
         return IndexTerms()
     acc = _Acc()
-    for param in params_of(rtype).values():
-        add = _ADDERS[param.type]
-        values = values_at(resource, param)
+    for param, add, getters in _extractors(rtype):
+        values = getters[0](resource)
+        for get in getters[1:]:
+            values = values + get(resource)
         if not values and param.absent is not None:
             values = [param.absent]
         for value in values:

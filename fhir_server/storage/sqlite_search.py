@@ -8,6 +8,7 @@ How a query is driven, so that it never scans a table as data grows:
 - patient-scoped (a `patient`/`subject` value or `patient.identifier`): the `patient`
   column index yields the patient's few rows; every other condition is a correlated
   EXISTS probe on an index keyed by rid; the ORDER BY sorts those few rows.
+- the page is chosen on keys (rid, id, sort key) in a subquery, then its rows are read.
 - otherwise the first indexable condition is an `rid IN (SELECT rid ...)` that drives
   from its term/param index, and the others are EXISTS probes.
 Every value is a bound parameter; table names come from the resource type table and
@@ -206,6 +207,7 @@ class _Compiler:
 
 
 _SCOPING = (PatientIn, PatientChain, IdIn)
+_BY_PATIENT = (PatientIn, PatientChain)
 _DRIVERS = (TermIn, TermPrefix, TermSuffix, StringMatch, DateMatch)
 
 
@@ -229,12 +231,16 @@ def where_sql(plan: SearchPlan) -> tuple[str, list[Any], bool]:
     comp = _Compiler(plan.rtype)
     scoped = any(isinstance(c, _SCOPING) for c in plan.where)
     driver = None if scoped else next((c for c in plan.where if _drives(c)), None)
-    parts = ["r.deleted = 0"]
+    # A deleted row keeps no patient (`sqlite.SqliteStore._apply`): a search by patient
+    # needs no `deleted` test, which would read each of the record's rows from the table
+    # where the patient index alone serves the other conditions.
+    by_patient = any(isinstance(c, _BY_PATIENT) for c in plan.where)
+    parts = [] if by_patient else ["r.deleted = 0"]
     parts += [comp.cond(c, drive=c is driver) for c in plan.where]
     vis, vis_args = visibility_sql(plan.visibility, plan.rtype)
     if vis:
         parts.append(f"({vis})")
-    return " AND ".join(parts), comp.args + vis_args, scoped
+    return " AND ".join(parts) or "1", comp.args + vis_args, scoped
 
 
 def sort_sql(plan: SearchPlan) -> tuple[str, list[Any]]:
@@ -269,9 +275,15 @@ def compile_plan(plan: SearchPlan) -> tuple[str, list[Any]]:
     order = (
         f"{order_id} {direction}" if plan.sort.key == "_id" else f"sk {direction}, r.id {direction}"
     )
+    page = "p.id" if plan.sort.key == "_id" else f"p.sk {direction}, p.id"
+    # The page is chosen on keys alone, then its rows are read: sorting the matches with
+    # their content copied every match's JSON into the sorter (a record's hundreds of
+    # results for one code, for a page of 50).
     sql = (
-        f"SELECT r.rid, r.id, r.version, r.last_updated, r.content, {sk} AS sk "
-        f'FROM "{plan.rtype}" r WHERE {where} ORDER BY {order} LIMIT ?'
+        "SELECT r.rid, r.id, r.version, r.last_updated, r.content, p.sk FROM "
+        f'(SELECT r.rid AS rid, r.id AS id, {sk} AS sk FROM "{plan.rtype}" r '
+        f"WHERE {where} ORDER BY {order} LIMIT ?) p "
+        f'JOIN "{plan.rtype}" r ON r.rid = p.rid ORDER BY {page} {direction}'
     )
     return sql, [*sk_args, *args, plan.count + 1]
 

@@ -28,8 +28,11 @@ def conn(tmp_path: Path):
 
 
 def explain(conn: sqlite3.Connection, rtype: str, query: list[tuple[str, str]]) -> list[str]:
+    """The steps that choose the page (its rows are then read by rowid: `SCAN p`)."""
     sql, args = compile_plan(parse(rtype, query))
-    return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
+    steps = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
+    assert steps[0] == "MATERIALIZE p" and "SCAN p" in steps, steps
+    return steps[1 : steps.index("SCAN p")]
 
 
 HOT = [

@@ -484,6 +484,11 @@ def test_deleted_and_updated_documents_are_reindexed(client, world):
     w = world
     assert client.delete(f"{DR}/{w['lab']}").status_code == 204
     assert ids(search(client, q(w, "category=11"))) == []
+    # by the patient alone, or by the patient's INS: the deleted document is gone too
+    assert set(ids(search(client, q(w)))) == {w["letter"], w["masked"]}
+    by_ins = {"patient.identifier": f"{INS_TEST_SYSTEM}|{VALID_INS}", "status": "current"}
+    assert set(ids(search(client, DR, by_ins))) == {w["letter"], w["masked"]}
+    assert w["lab"] not in ids(search(client, f"{DR}?patient={w['p1']}&_id={w['lab']}"))
     # metadata changes go through PATCH (PDSm): the new version is reindexed
     patch = [{"op": "replace", "path": "/status", "value": "superseded"}]
     r = client.patch(
