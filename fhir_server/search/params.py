@@ -18,6 +18,7 @@ from typing import Any, Literal
 from fhir_server.fhir.extensions import (
     DOCUMENT_AUTHOR_URL,
     DOCUMENT_CLASS_URL,
+    DOCUMENT_STATUS_URL,
     FILED_AT_URL,
     IS_ARCHIVED_URL,
     LEGACY_IS_ARCHIVED_URL,
@@ -277,6 +278,13 @@ _DOCUMENT_FACTS = [
         f"ext({FILED_AT_URL}).valueInstant",
         "When the source document was filed on this server",
     ),
+    _p(
+        "document-status",
+        "token",
+        f"ext({DOCUMENT_STATUS_URL}).valueCode",
+        "Status of the source document: current | superseded (replaced); searches leave "
+        "out the data of replaced documents unless this parameter is given",
+    ),
 ]
 
 _OBSERVATION = [
@@ -401,6 +409,19 @@ REQUIRED: dict[str, tuple[tuple[frozenset[str], str, frozenset[str]], ...]] = {
 # `isArchived=true` (or `isArchived=true,false`) with `status=current` finds it.
 IMPLIED: dict[tuple[str, str, str], tuple[str, str]] = {
     ("DocumentReference", "status", "current"): ("isArchived", "false"),
+}
+
+# A condition a search gets unless the client names the parameter itself, or one of the
+# names that waive it: rtype -> (param, query value, waived by).
+# **decision**: the data of a replaced (superseded) document leaves the default view of
+# searches, as its DocumentReference leaves `status=current`; `document-status=superseded`
+# (or `current,superseded`) asks for it, and a search by `_id` or by `document` finds it
+# whatever its document's status. Reads by id are not searches: they follow the document.
+# Written as `:not=superseded` so data stamped before the fact existed stays in view.
+DEFAULTS: dict[str, tuple[tuple[str, str, frozenset[str]], ...]] = {
+    rtype: (("document-status:not", "superseded", frozenset({"_id", "document"})),)
+    for rtype, params in SEARCH_PARAMS.items()
+    if "document-status" in params
 }
 
 # _include / _revinclude this server serves: (source type, param, target type)

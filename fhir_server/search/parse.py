@@ -16,6 +16,7 @@ from fhir_server.search import tokens
 from fhir_server.search.dates import parse_range, widen
 from fhir_server.search.index import fold, reference_key
 from fhir_server.search.params import (
+    DEFAULTS,
     IMPLIED,
     INCLUDES,
     REQUIRED,
@@ -401,6 +402,10 @@ def parse(
     for name, value in d.implied.items():
         if name not in d.named:
             d.where.append(param_cond(params_of(rtype)[name], None, None, value, now))
+    for raw, value, waived_by in DEFAULTS.get(rtype, ()):
+        base, modifier, _ = _split_name(raw)
+        if base not in d.named and not (waived_by & d.named):
+            d.where.append(param_cond(params_of(rtype)[base], modifier, None, value, now))
     if enforce_required:
         _check_required(d)
     if d.summary == "count":

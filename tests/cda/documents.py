@@ -258,3 +258,27 @@ def check_maps_field_by_field(data: bytes, expected: Expected, patient: Expected
     assert m.ins[1] in ids
     DocumentReference.model_validate(ref)
     Patient.model_validate(p)
+
+
+# -- a corrected CR-BIO (RPLC) -------------------------------------------------------------------
+
+
+def cr_bio_body_replacement(tsh: str) -> bytes:
+    """cr-bio-body.xml corrected: a new uniqueId and version replacing (RPLC) the first one,
+    with `tsh` as the TSH value (unit m[IU]/L)."""
+    data = (FIXTURES / "cr-bio-body.xml").read_text(encoding="utf-8")
+    parent = '<id root="1.2.250.1.999.4.1" extension="BIO-BODY-0001"/>'
+    related = (
+        f'<relatedDocument typeCode="RPLC"><parentDocument>{parent}'
+        '<setId root="1.2.250.1.999.4.1.1"/></parentDocument></relatedDocument>'
+    )
+    replaced = {
+        parent: '<id root="1.2.250.1.999.4.1" extension="BIO-BODY-0002"/>',
+        '<versionNumber value="1"/>': '<versionNumber value="2"/>',
+        "  <documentationOf>": f"  {related}\n  <documentationOf>",
+        'value="1.950" unit="m[IU]/L"': f'value="{tsh}" unit="m[IU]/L"',
+    }
+    for old, new in replaced.items():
+        assert data.count(old) == 1, old
+        data = data.replace(old, new)
+    return data.encode()
