@@ -25,7 +25,7 @@ from fhir_server.fhir.extensions import (
     SOURCE_DOCUMENT_URL,
 )
 
-ParamType = Literal["token", "reference", "date", "string", "uri"]
+ParamType = Literal["token", "reference", "date", "string", "uri", "quantity"]
 
 CANONICAL_BASE = "https://dmp-fhir.example.org/fhir/SearchParameter"
 
@@ -313,6 +313,14 @@ _OBSERVATION = [
         "valueCodeableConcept",
         "The value of the observation, if it is a code",
     ),
+    # laboratory results by value (`search.quantities`): [prefix]number|system|code
+    _p(
+        "value-quantity",
+        "quantity",
+        "valueQuantity",
+        "The value of the observation, if it is a quantity (a comparator is the range it "
+        "stands for); units by system|code (UCUM) or |code",
+    ),
     *_DOCUMENT_FACTS,
 ]
 
@@ -503,7 +511,7 @@ def search_parameter_resources() -> list[dict[str, Any]]:
                 res["modifier"] = ["missing", "exact", "contains"]
             else:
                 res["modifier"] = ["missing"]
-            if p.type == "date":
+            if p.type in ("date", "quantity"):
                 res["comparator"] = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
             out.append(res)
     return out

@@ -42,6 +42,7 @@ from fhir_server.search.plan import (
     TermSuffix,
     decode_cursor,
 )
+from fhir_server.search.quantities import quantity_cond
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:[.:][A-Za-z][A-Za-z0-9_\-]*){0,2}")
 _ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
@@ -187,13 +188,22 @@ def _missing(kind: str, name: str, value: str) -> Cond:
     return Not(has) if value == "true" else has
 
 
-_KIND = {"token": "tok", "uri": "tok", "reference": "ref", "string": "str", "date": "date"}
+_KIND = {
+    "token": "tok",
+    "uri": "tok",
+    "reference": "ref",
+    "string": "str",
+    "date": "date",
+    # quantities sit in the range index beside dates (`search.quantities`)
+    "quantity": "date",
+}
 _MODIFIERS = {
     "token": {None, "not", "missing"},
     "uri": {None, "missing"},
     "reference": {None, "missing", "identifier"},
     "string": {None, "exact", "contains", "missing"},
     "date": {None, "missing"},
+    "quantity": {None, "missing"},
 }
 
 
@@ -222,6 +232,8 @@ def param_cond(
         return Not(cond) if modifier == "not" else cond
     if p.type == "string":
         return _or([string_cond(name, v, modifier) for v in values])
+    if p.type == "quantity":
+        return _or([quantity_cond(name, v) for v in values])
     return _or([date_cond(name, v, now) for v in values])
 
 

@@ -87,3 +87,37 @@ def test_a_corrected_report_replaces_the_results_of_the_first(dmp, token, route)
     assert status["valueCode"] == "superseded"
     found = dmp.get(f"/fhir/Observation?_id={old_id}", headers=pro).json()
     assert [e["resource"]["id"] for e in found["entry"]] == [old_id]
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("1.95", [("", 1.95)]),
+        ("1.9", []),  # 1.9 stands for [1.85, 1.95)
+        ("gt100", [("", 140)]),
+        ("lt1", [("<", 5), ("", 0.94)]),  # "< 5" may be below 1
+        ("ge5|http://unitsofmeasure.org|mmol/L", [("", 5.2), ("", 140)]),
+        ("le5||mg/L", [("<", 5)]),
+        ("gt5||mg/L", []),  # "< 5" is never above 5
+        ("ap130", [("", 140)]),
+        ("1.95|http://unitsofmeasure.org|mmol/L", []),
+        ("1.95,140", [("", 1.95), ("", 140)]),
+    ],
+)
+def test_results_are_found_by_value_and_unit(dmp, token, query, found):
+    system = token("system", organization=HOSPITAL)
+    _, pid = _by_import(dmp, system, (FIXTURES / "cr-bio-body.xml").read_bytes())
+    patient = token("patient", patient=pid)
+    r = _observations(dmp, pid, patient, f"&value-quantity={query}")
+    assert r.status_code == 200, r.text
+    quantities = [e["resource"]["valueQuantity"] for e in r.json().get("entry", [])]
+    assert sorted((q.get("comparator", ""), q["value"]) for q in quantities) == sorted(found)
+
+
+@pytest.mark.parametrize("query", ["abc", "gt", "5|mg/L", "5|http://unitsofmeasure.org|"])
+def test_a_malformed_quantity_is_refused(dmp, token, query):
+    system = token("system", organization=HOSPITAL)
+    _, pid = _by_import(dmp, system, (FIXTURES / "cr-bio-body.xml").read_bytes())
+    r = _observations(dmp, pid, token("patient", patient=pid), f"&value-quantity={query}")
+    assert r.status_code == 400, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
