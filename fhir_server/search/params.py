@@ -423,11 +423,12 @@ IMPLIED: dict[tuple[str, str, str], tuple[str, str]] = {
 # names that waive it: rtype -> (param, query value, waived by).
 # **decision**: the data of a replaced (superseded) document leaves the default view of
 # searches, as its DocumentReference leaves `status=current`; `document-status=superseded`
-# (or `current,superseded`) asks for it, and a search by `_id` or by `document` finds it
-# whatever its document's status. Reads by id are not searches: they follow the document.
+# (or `current,superseded`) asks for it, and a search by `_id`, by `document` or through
+# `_has` (whose inner search has this default of its own) finds it whatever its document's
+# status. Reads by id are not searches: they follow the document.
 # Written as `:not=superseded` so data stamped before the fact existed stays in view.
 DEFAULTS: dict[str, tuple[tuple[str, str, frozenset[str]], ...]] = {
-    rtype: (("document-status:not", "superseded", frozenset({"_id", "document"})),)
+    rtype: (("document-status:not", "superseded", frozenset({"_id", "document", "_has"})),)
     for rtype, params in SEARCH_PARAMS.items()
     if "document-status" in params
 }
@@ -440,6 +441,15 @@ INCLUDES: dict[str, tuple[str, str, str]] = {
     "DiagnosticReport:result": ("DiagnosticReport", "result", "Observation"),
     "Observation:has-member": ("Observation", "has-member", "Observation"),
 }
+
+# `_has:<source>:<param>:<name>` this server serves: (source type, param, target type).
+# The access layer runs the inner search under the reader's rules (`access/reverse_chains`)
+REVERSE_CHAINS = frozenset(
+    {
+        ("DiagnosticReport", "result", "Observation"),
+        ("Observation", "has-member", "Observation"),
+    }
+)
 
 
 def params_of(rtype: str) -> dict[str, SearchParam]:
@@ -480,6 +490,10 @@ def describe_params(rtype: str) -> list[dict[str, Any]]:
         }
         for p in params_of(rtype).values()
     ]
+    chains = sorted(f"_has:{s}:{p}" for s, p, t in REVERSE_CHAINS if t == rtype)
+    if chains:
+        doc = f"Reverse chaining: {', '.join(chains)}, under the reader's rules"
+        out.append({"name": "_has", "type": "special", "documentation": doc})
     return out
 
 

@@ -20,6 +20,7 @@ from fhir_server.search.params import (
     IMPLIED,
     INCLUDES,
     REQUIRED,
+    REVERSE_CHAINS,
     SearchParam,
     params_of,
     sortable,
@@ -34,6 +35,7 @@ from fhir_server.search.plan import (
     Not,
     PatientChain,
     PatientIn,
+    ReverseChain,
     SearchPlan,
     Sort,
     StringMatch,
@@ -49,6 +51,7 @@ _ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
 _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _DATE_PREFIX = re.compile(r"(eq|ne|lt|gt|le|ge|sa|eb|ap)?(.*)", re.S)
 _SPLIT = re.compile(r"(?<!\\),")
+_HAS = re.compile(r"_has:([A-Z][A-Za-z]{1,63}):([a-z][a-z0-9\-]{0,63}):(.+)", re.S)
 
 # parameters that shape the result rather than filter it; their values are checked below
 # (`_totalMethod`: fhirpy's count() hint; this server always counts a total it is asked for)
@@ -70,6 +73,7 @@ class _Draft:
     summary: str | None = None
     elements: tuple[str, ...] = ()
     includes: list[Include] = field(default_factory=list)
+    reverse_chains: list[ReverseChain] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     named: set[str] = field(default_factory=set)
     # conditions `params.IMPLIED` adds unless the client names their parameter
@@ -371,6 +375,22 @@ def _filter(d: _Draft, raw: str, value: str, *, strict: bool, now: datetime) -> 
         d.named.add(f"{base}.identifier" if (chain or modifier == "identifier") else base)
 
 
+def _reverse_chain(d: _Draft, name: str, value: str, now: datetime) -> None:
+    """`_has:<source>:<param>:<inner>=value`, for the references `params.REVERSE_CHAINS`
+    names: the inner search is checked here, run by the access layer."""
+    m = _HAS.fullmatch(name)
+    if m is None:
+        raise bad_request(f"Malformed reverse chain {name!r}: _has:Type:param:name", code="invalid")
+    source, param, inner = m.groups()
+    if (source, param, d.rtype) not in REVERSE_CHAINS:
+        raise bad_request(f"{name} is not supported on {d.rtype}", name)
+    if not _NAME_RE.fullmatch(inner) or inner.startswith("_has"):
+        raise bad_request(f"Unsupported inner parameter {inner!r} in {name}", name)
+    parse(source, [(inner, value)], now=now)  # refuses an inner search the source lacks
+    d.reverse_chains.append(ReverseChain(source, param, ((inner, value),)))
+    d.named.add("_has")
+
+
 def _check_required(d: _Draft) -> None:
     missing = [
         label
@@ -406,6 +426,9 @@ def parse(
     check_size(params)
     d = _Draft(rtype, min(default_count, max_count))
     for name, value in params:
+        if name.startswith("_has:"):
+            _reverse_chain(d, name, value, now)
+            continue
         if not _NAME_RE.fullmatch(name):
             # never "ignore" a malformed name: it is how injection attempts look
             raise bad_request(f"Malformed search parameter name {name!r}", code="invalid")
@@ -438,6 +461,7 @@ def parse(
         elements=d.elements,
         includes=tuple(d.includes),
         ignored=tuple(d.ignored),
+        reverse_chains=tuple(d.reverse_chains),
         fingerprint=fp,
     )
 

@@ -7,15 +7,17 @@ from __future__ import annotations
 import pytest
 
 from scripts.provide_bundle import provide_bundle
-from tests.access.conftest import HOSPITAL
+from tests.access.conftest import HOSPITAL, STRANGER
+from tests.access.test_dmp_scenario import _consent
 from tests.access.test_structured_content import (
     CDA,
+    DOC_AUTHOR,
     FIXTURES,
     TSH,
     _authorised,
     _observations,
 )
-from tests.cda.documents import cr_bio_body_replacement
+from tests.cda.documents import cr_bio_body_version
 from tests.ingest.test_mhd import simplified
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
@@ -26,8 +28,13 @@ def _filed(doc):
     return doc["id"], doc["subject"]["reference"].split("/")[1]
 
 
-def _by_import(dmp, headers, data):
-    r = dmp.post("/fhir/DocumentReference/$import-cda", content=data, headers={**headers, **CDA})
+def _by_import(dmp, headers, data, **params):
+    r = dmp.post(
+        "/fhir/DocumentReference/$import-cda",
+        content=data,
+        params=params,
+        headers={**headers, **CDA},
+    )
     assert r.status_code == 201, r.text
     return _filed(r.json())
 
@@ -65,7 +72,7 @@ def test_a_corrected_report_replaces_the_results_of_the_first(dmp, token, route)
     assert _values(old) == [1.95]
     old_id = old["entry"][0]["resource"]["id"]
 
-    second, _ = ROUTES[route](dmp, system, cr_bio_body_replacement("2.10"))
+    second, _ = ROUTES[route](dmp, system, cr_bio_body_version("2.10"))
     replacing = dmp.get(f"/fhir/DocumentReference/{second}", headers=pro).json()
     assert replacing["relatesTo"][0]["target"]["reference"] == f"DocumentReference/{first}"
     # only the corrected value is in view, in the same commit as the replacement
@@ -121,3 +128,130 @@ def test_a_malformed_quantity_is_refused(dmp, token, query):
     r = _observations(dmp, pid, token("patient", patient=pid), f"&value-quantity={query}")
     assert r.status_code == 400, r.text
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def _entries(r, mode="match"):
+    assert r.status_code == 200, r.text
+    return [e["resource"] for e in r.json().get("entry", []) if e["search"]["mode"] == mode]
+
+
+def _trend(dmp, pid, headers):
+    r = dmp.get(f"/fhir/Observation?patient={pid}&code={TSH}&_sort=-date", headers=headers)
+    return [o["valueQuantity"]["value"] for o in _entries(r)]
+
+
+def _refused(r):
+    issue = r.json()["issue"][0]
+    return r.status_code, issue["code"]
+
+
+def test_the_health_measures_queries(dmp, token):
+    system = token("system", organization=HOSPITAL)
+    _, pid = _by_import(dmp, system, (FIXTURES / "cr-bio-body.xml").read_bytes())
+    pro = _authorised(dmp, token, pid)
+    [report] = _entries(dmp.get(f"/fhir/DiagnosticReport?patient={pid}", headers=pro))
+    results = sorted(ref["reference"] for ref in report["result"])
+
+    r = dmp.get(
+        f"/fhir/DiagnosticReport?_id={report['id']}&_include=DiagnosticReport:result", headers=pro
+    )
+    assert [o["id"] for o in _entries(r)] == [report["id"]]
+    assert sorted(f"Observation/{o['id']}" for o in _entries(r, "include")) == results
+
+    for query in (
+        f"_has:DiagnosticReport:result:_id={report['id']}",
+        f"patient={pid}&_has:DiagnosticReport:result:code=http://loinc.org|11502-2",
+    ):
+        r = dmp.get(f"/fhir/Observation?{query}", headers=pro)
+        assert sorted(f"Observation/{o['id']}" for o in _entries(r)) == results, query
+    r = dmp.get(
+        f"/fhir/Observation?patient={pid}&_has:DiagnosticReport:result:code=http://loinc.org|0000-0",
+        headers=pro,
+    )
+    assert _entries(r) == []
+
+    r = dmp.get(
+        f"/fhir/Observation?patient={pid}&code=http://loinc.org|18719-5"
+        "&_revinclude=DiagnosticReport:result",
+        headers=pro,
+    )
+    assert [o["resourceType"] for o in _entries(r)] == ["Observation"]
+    assert [d["id"] for d in _entries(r, "include")] == [report["id"]]
+    assert _trend(dmp, pid, pro) == [1.95]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_has:DiagnosticReport:result:unknown",
+        "_has:DiagnosticReport:subject:_id",
+        "_has:Patient:link:_id",
+        "_has:DiagnosticReport:result:_has:DiagnosticReport:result:_id",
+        "_has:DiagnosticReport",
+    ],
+)
+def test_an_unsupported_reverse_chain_is_refused(dmp, token, name):
+    system = token("system", organization=HOSPITAL)
+    _, pid = _by_import(dmp, system, (FIXTURES / "cr-bio-body.xml").read_bytes())
+    r = dmp.get(f"/fhir/Observation?patient={pid}&{name}=x", headers=token("patient", patient=pid))
+    assert r.status_code == 400, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_professional_sees_the_trend_then_is_blocked_and_never_sees_a_masked_report(dmp, token):
+    system = token("system", organization=HOSPITAL)
+    _, pid = _by_import(dmp, system, (FIXTURES / "cr-bio-body.xml").read_bytes())
+    _by_import(dmp, system, cr_bio_body_version("3.10", replaces=False, day="20240314"))
+    masked, _ = _by_import(
+        dmp,
+        system,
+        cr_bio_body_version("5.00", replaces=False, day="20240514"),
+        **{"security-label": "MASQUE_PS"},
+    )
+    patient = token("patient", patient=pid)
+    pro = _authorised(dmp, token, pid)
+    author = token("practitioner", rpps=DOC_AUTHOR)
+    dmp.post("/fhir/Consent", json=_consent(pid, "permit", DOC_AUTHOR), headers=patient)
+
+    # authorised: the TSH trend, newest first, without the masked report's value
+    assert _trend(dmp, pid, pro) == [3.1, 1.95]
+    # its author sees it, by search and through its report
+    assert _trend(dmp, pid, author) == [5.0, 3.1, 1.95]
+    r = dmp.get(f"/fhir/DiagnosticReport?patient={pid}&document={masked}", headers=author)
+    [hidden_report] = _entries(r)
+    chained = f"/fhir/Observation?_has:DiagnosticReport:result:_id={hidden_report['id']}"
+    assert len(_entries(dmp.get(chained, headers=author))) == 1
+    # to the others the masked report is as absent as an unknown one, through _has too
+    unknown = dmp.get("/fhir/Observation?_has:DiagnosticReport:result:_id=no-such", headers=pro)
+    hidden = dmp.get(chained, headers=pro)
+    assert (hidden.status_code, hidden.text) == (unknown.status_code, unknown.text)
+    with_patient = dmp.get(
+        f"/fhir/Observation?patient={pid}&_has:DiagnosticReport:result:_id={hidden_report['id']}",
+        headers=pro,
+    )
+    assert _entries(with_patient) == []
+    assert dmp.get(f"/fhir/DiagnosticReport/{hidden_report['id']}", headers=pro).status_code == 404
+
+    # blocked by the patient: refused as a search of their documents is
+    dmp.post("/fhir/Consent", json=_consent(pid, "deny", STRANGER), headers=patient)
+    documents = dmp.get(f"/fhir/DocumentReference?patient={pid}&status=current", headers=pro)
+    assert documents.status_code == 403
+    for query in (f"patient={pid}&code={TSH}&_sort=-date", f"patient={pid}&value-quantity=gt1"):
+        blocked = dmp.get(f"/fhir/Observation?{query}", headers=pro)
+        assert _refused(blocked) == _refused(documents), query
+    reports = dmp.get(f"/fhir/DiagnosticReport?patient={pid}", headers=pro)
+    assert _refused(reports) == _refused(documents)
+    # the author, not blocked, still sees everything
+    assert _trend(dmp, pid, author) == [5.0, 3.1, 1.95]
+
+
+@pytest.mark.store_kinds("sqlite")
+def test_the_capability_statement_offers_them(dmp):
+    cs = dmp.get("/fhir/metadata").json()
+    by_type = {r["type"]: r for r in cs["rest"][0]["resource"]}
+    observation = {p["name"]: p["type"] for p in by_type["Observation"]["searchParam"]}
+    assert observation["value-quantity"] == "quantity"
+    assert observation["document-status"] == "token"
+    assert observation["_has"] == "special"
+    assert "DiagnosticReport:result" in by_type["Observation"]["searchRevInclude"]
+    assert "DiagnosticReport:result" in by_type["DiagnosticReport"]["searchInclude"]
