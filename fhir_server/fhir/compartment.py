@@ -16,6 +16,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "DiagnosticReport": "subject",
     "Condition": "subject",
     "AllergyIntolerance": "patient",
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": "subject",
 }
 
 

@@ -39,7 +39,14 @@ from fhir_server.search.visibility import RPPS_SYSTEM
 
 Json = dict[str, Any]
 
-DERIVED_TYPES = ("Observation", "DiagnosticReport", "Condition", "AllergyIntolerance")
+DERIVED_TYPES = (
+    "Observation",
+    "DiagnosticReport",
+    "Condition",
+    "AllergyIntolerance",
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen",
+)
 _FACT_URLS = (
     SOURCE_DOCUMENT_URL,
     DOCUMENT_CLASS_URL,

@@ -15,6 +15,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.list import List
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.specimen import Specimen
 
 from fhir_server.fhir.mhd import PDSM_DOCREF_PROFILE
 
@@ -67,5 +68,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         ResourceType("DiagnosticReport", DiagnosticReport, READ_ONLY, conditional_create=False),
         ResourceType("Condition", Condition, READ_ONLY, conditional_create=False),
         ResourceType("AllergyIntolerance", AllergyIntolerance, READ_ONLY, conditional_create=False),
+        # laboratory samples and isolates (CR-BIO)
+        ResourceType("Specimen", Specimen, READ_ONLY, conditional_create=False),
     )
 }

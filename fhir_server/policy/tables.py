@@ -243,6 +243,8 @@ READ_ACTION: Mapping[str, Action] = {
     "DiagnosticReport": Action.READ,
     "Condition": Action.READ,
     "AllergyIntolerance": Action.READ,
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": Action.READ,
 }
 SEARCH_ACTION: Mapping[str, Action] = {
     **READ_ACTION,
@@ -252,6 +254,8 @@ SEARCH_ACTION: Mapping[str, Action] = {
     "DiagnosticReport": Action.SEARCH,
     "Condition": Action.SEARCH,
     "AllergyIntolerance": Action.SEARCH,
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": Action.SEARCH,
 }
 WRITE_ACTION: Mapping[tuple[str, str], Action] = {
     ("DocumentReference", "create"): Action.FILE,

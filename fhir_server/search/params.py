@@ -321,6 +321,7 @@ _OBSERVATION = [
         "The value of the observation, if it is a quantity (a comparator is the range it "
         "stands for); units by system|code (UCUM) or |code",
     ),
+    _p("specimen", "reference", "specimen", "The sample or isolate", targets=("Specimen",)),
     *_DOCUMENT_FACTS,
 ]
 
@@ -344,6 +345,7 @@ _DIAGNOSTIC_REPORT = [
         "The report's observations",
         targets=("Observation",),
     ),
+    _p("specimen", "reference", "specimen", "The report's samples", targets=("Specimen",)),
     *_DOCUMENT_FACTS,
 ]
 
@@ -367,6 +369,22 @@ _ALLERGY_INTOLERANCE = [
     *_DOCUMENT_FACTS,
 ]
 
+# laboratory samples and isolates (CR-BIO)
+_SPECIMEN = [
+    _p("patient", "reference", "subject", "The patient the sample was taken from", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "The patient the sample was taken from", **_PATIENT_REF),
+    _p("type", "token", "type", "The kind of sample (jdv-specimen-type-cisis)"),
+    _p("identifier", "token", "identifier", "The sample's or isolate's identifier"),
+    _p(
+        "parent",
+        "reference",
+        "parent",
+        "The sample an isolate was taken from",
+        targets=("Specimen",),
+    ),
+    *_DOCUMENT_FACTS,
+]
+
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     rtype: {p.name: p for p in params}
     for rtype, params in {
@@ -380,6 +398,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "DiagnosticReport": _DIAGNOSTIC_REPORT,
         "Condition": _CONDITION,
         "AllergyIntolerance": _ALLERGY_INTOLERANCE,
+        "Specimen": _SPECIMEN,
         "Binary": [],
     }.items()
 }
@@ -440,6 +459,8 @@ INCLUDES: dict[str, tuple[str, str, str]] = {
     "DocumentReference:subject:Patient": ("DocumentReference", "subject", "Patient"),
     "DiagnosticReport:result": ("DiagnosticReport", "result", "Observation"),
     "Observation:has-member": ("Observation", "has-member", "Observation"),
+    "Observation:specimen": ("Observation", "specimen", "Specimen"),
+    "DiagnosticReport:specimen": ("DiagnosticReport", "specimen", "Specimen"),
 }
 
 # `_has:<source>:<param>:<name>` this server serves: (source type, param, target type).

@@ -21,6 +21,8 @@ from tests.cda.documents import cr_bio_body_version
 from tests.ingest.test_mhd import simplified
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
+# the author of cr-bio-microbiologie.xml (CDA header)
+MICRO_AUTHOR = "810000524685"
 
 
 def _filed(doc):
@@ -255,3 +257,38 @@ def test_the_capability_statement_offers_them(dmp):
     assert observation["_has"] == "special"
     assert "DiagnosticReport:result" in by_type["Observation"]["searchRevInclude"]
     assert "DiagnosticReport:result" in by_type["DiagnosticReport"]["searchInclude"]
+
+
+def test_specimens_follow_their_reports_rules(dmp, token):
+    system = token("system", organization=HOSPITAL)
+    data = (FIXTURES / "cr-bio-microbiologie.xml").read_bytes()
+    doc, pid = _by_import(dmp, system, data, **{"security-label": "MASQUE_PS"})
+    patient = token("patient", patient=pid)
+    specimens = _entries(dmp.get(f"/fhir/Specimen?patient={pid}", headers=patient))
+    assert len(specimens) == 2
+    [sample] = [s for s in specimens if "parent" not in s]
+    assert sample["subject"] == {"reference": f"Patient/{pid}"}
+    found = dmp.get(f"/fhir/Specimen?patient={pid}&type=UR", headers=patient)
+    assert [s["id"] for s in _entries(found)] == [sample["id"]]
+    # a susceptibility with its isolate, and the isolate with its sample
+    r = dmp.get(
+        f"/fhir/Observation?patient={pid}&code=http://loinc.org|18864-9"
+        "&_include=Observation:specimen",
+        headers=patient,
+    )
+    [isolate] = _entries(r, "include")
+    assert isolate["parent"] == [{"reference": f"Specimen/{sample['id']}"}]
+    assert dmp.get(f"/fhir/Specimen/{sample['id']}", headers=patient).status_code == 200
+    # masked: hidden from an authorised professional as the report is, by search and by id
+    pro = _authorised(dmp, token, pid)
+    assert _entries(dmp.get(f"/fhir/Specimen?patient={pid}", headers=pro)) == []
+    assert dmp.get(f"/fhir/Specimen/{sample['id']}", headers=pro).status_code == 404
+    # read-only, like every resource extracted from a document
+    r = dmp.put(f"/fhir/Specimen/{sample['id']}", json=sample, headers=patient)
+    assert r.status_code == 405, r.text
+    # seen by the report's author, and deleted with the report
+    author = token("practitioner", rpps=MICRO_AUTHOR)
+    dmp.post("/fhir/Consent", json=_consent(pid, "permit", MICRO_AUTHOR), headers=patient)
+    assert len(_entries(dmp.get(f"/fhir/Specimen?patient={pid}", headers=author))) == 2
+    assert dmp.delete(f"/fhir/DocumentReference/{doc}", headers=author).status_code == 204
+    assert _entries(dmp.get(f"/fhir/Specimen?patient={pid}", headers=patient)) == []
