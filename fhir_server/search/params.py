@@ -291,6 +291,12 @@ _OBSERVATION = [
     _p("patient", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
     _p("subject", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
     _p("code", "token", "code", "The code of the observation (LOINC, or a local code)"),
+    _p(
+        "combo-code",
+        "token",
+        "code | component.code",
+        "The code of the observation or of one of its components",
+    ),
     _p("category", "token", "category", "laboratory, and the lab chapter (LOINC)"),
     _p(
         "date",

@@ -384,7 +384,8 @@ def _reverse_chain(d: _Draft, name: str, value: str, now: datetime) -> None:
     source, param, inner = m.groups()
     if (source, param, d.rtype) not in REVERSE_CHAINS:
         raise bad_request(f"{name} is not supported on {d.rtype}", name)
-    if not _NAME_RE.fullmatch(inner) or inner.startswith("_has"):
+    filters = not inner.startswith("_") or inner.split(":")[0] in ("_id", "_lastUpdated")
+    if not _NAME_RE.fullmatch(inner) or not filters:
         raise bad_request(f"Unsupported inner parameter {inner!r} in {name}", name)
     parse(source, [(inner, value)], now=now)  # refuses an inner search the source lacks
     d.reverse_chains.append(ReverseChain(source, param, ((inner, value),)))

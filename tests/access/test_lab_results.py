@@ -159,6 +159,13 @@ def test_the_health_measures_queries(dmp, token):
     )
     assert [o["id"] for o in _entries(r)] == [report["id"]]
     assert sorted(f"Observation/{o['id']}" for o in _entries(r, "include")) == results
+    members = sorted(m["reference"] for o in _entries(r, "include") for m in o["hasMember"])
+    r = dmp.get(
+        f"/fhir/Observation?patient={pid}"
+        "&_has:Observation:has-member:combo-code=http://loinc.org|18719-5",
+        headers=pro,
+    )
+    assert sorted(f"Observation/{o['id']}" for o in _entries(r)) == members
 
     for query in (
         f"_has:DiagnosticReport:result:_id={report['id']}",
@@ -190,6 +197,8 @@ def test_the_health_measures_queries(dmp, token):
         "_has:Patient:link:_id",
         "_has:DiagnosticReport:result:_has:DiagnosticReport:result:_id",
         "_has:DiagnosticReport",
+        "_has:DiagnosticReport:result:_count",
+        "_has:DiagnosticReport:result:_include",
     ],
 )
 def test_an_unsupported_reverse_chain_is_refused(dmp, token, name):
