@@ -28,7 +28,8 @@ from fhir_server.terminology.body_tables import LabTemplates
 Json = dict[str, Any]
 
 
-def _ids(el: etree._Element | None) -> list[Json]:
+def identifiers(el: etree._Element | None) -> list[Json]:
+    """An element's `<id>`s as FHIR Identifiers (null-flavoured ones left out)."""
     if el is None:
         return []
     return [
@@ -67,7 +68,7 @@ def performing_organization(el: etree._Element) -> Json | None:
     for performer in children(el, "performer"):
         org = performer.find(f"{v3('assignedEntity')}/{v3('representedOrganization')}")
         if org is not None:
-            found = logical_reference(_ids(org), _text(child(org, "name")))
+            found = logical_reference(identifiers(org), _text(child(org, "name")))
             if found is not None:
                 return found
     return None
@@ -84,7 +85,7 @@ def person_reference(performer: etree._Element) -> Json | None:
     entity = child(performer, "assignedEntity")
     if entity is None:
         return None
-    return logical_reference(_ids(entity), _person_name(child(entity, "assignedPerson")))
+    return logical_reference(identifiers(entity), _person_name(child(entity, "assignedPerson")))
 
 
 def _actor(role: etree._Element) -> Json | None:
@@ -95,7 +96,7 @@ def _actor(role: etree._Element) -> Json | None:
         )
     else:
         display = _person_name(child(role, "playingEntity"))
-    return logical_reference(_ids(role), display)
+    return logical_reference(identifiers(role), display)
 
 
 def actor_extensions(el: etree._Element, tables: LabTemplates) -> dict[str, list[Json]]:

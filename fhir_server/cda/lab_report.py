@@ -24,13 +24,12 @@ from fhir_server.cda import datatypes as dt
 from fhir_server.cda import lab_specimen
 from fhir_server.cda.datatypes import Unreadable, child, children, codeable, template_ids, v3
 from fhir_server.cda.extraction import Walk
-from fhir_server.cda.header import II
 from fhir_server.cda.lab_participants import (
     actor_extensions,
     header_organization,
+    identifiers,
     performing_organization,
 )
-from fhir_server.cda.resources import identifier
 from fhir_server.terminology.body_tables import LabTemplates, lab_templates, observation_status
 
 Json = dict[str, Any]
@@ -61,14 +60,6 @@ def _parts(el: etree._Element) -> list[etree._Element]:
     for container in [*children(el, "entryRelationship"), *children(el, "component")]:
         if (inner := _statement(container)) is not None:
             out.append(inner)
-    return out
-
-
-def _identifiers(el: etree._Element) -> list[Json]:
-    out = []
-    for ident in children(el, "id"):
-        if ident.get("root") and not ident.get("nullFlavor"):
-            out.append(identifier(II(ident.get("root") or "", ident.get("extension"))))
     return out
 
 
@@ -113,7 +104,7 @@ class _Lab:
             "status": observation_status(status.get("code") if status is not None else None),
             "category": self.category,
         }
-        if idents := _identifiers(el):
+        if idents := identifiers(el):
             obs["identifier"] = idents
         return obs
 

@@ -24,24 +24,12 @@ from lxml import etree
 from fhir_server.cda import datatypes as dt
 from fhir_server.cda.datatypes import child, children, codeable, template_ids, v3
 from fhir_server.cda.extraction import Walk
-from fhir_server.cda.header import II
-from fhir_server.cda.lab_participants import person_reference
-from fhir_server.cda.resources import identifier
+from fhir_server.cda.lab_participants import identifiers, person_reference
 from fhir_server.terminology.body_tables import LabTemplates
 
 Json = dict[str, Any]
 
 _COLLECTED = {"effectiveDateTime": "collectedDateTime", "effectivePeriod": "collectedPeriod"}
-
-
-def _identifiers(el: etree._Element | None) -> list[Json]:
-    if el is None:
-        return []
-    return [
-        identifier(II(i.get("root") or "", i.get("extension")))
-        for i in children(el, "id")
-        if i.get("root") and not i.get("nullFlavor")
-    ]
 
 
 def _received(el: etree._Element, tables: LabTemplates) -> str | None:
@@ -64,7 +52,7 @@ def collection(el: etree._Element, walk: Walk, tables: LabTemplates) -> Json:
     """The Specimen of a specimen-collection procedure."""
     role = el.find(f"{v3('participant')}[@typeCode='PRD']/{v3('participantRole')}")
     specimen: Json = {"resourceType": "Specimen", "id": walk.id_of(el)}
-    if ids := _identifiers(role):
+    if ids := identifiers(role):
         specimen["identifier"] = ids
     entity = role.find(f"{v3('playingEntity')}/{v3('code')}") if role is not None else None
     if (kind := codeable(entity, walk.narrative)) is not None:
@@ -88,7 +76,7 @@ def collection(el: etree._Element, walk: Walk, tables: LabTemplates) -> Json:
 
 def isolate(role: etree._Element, walk: Walk, parent: str | None) -> Json | None:
     """The Specimen an isolate's `specimenRole` names (None when it has no id)."""
-    ids = _identifiers(role)
+    ids = identifiers(role)
     if not ids:
         return None
     specimen: Json = {"resourceType": "Specimen", "id": walk.id_of(role), "identifier": ids}

@@ -4,7 +4,6 @@ out of the default view."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from fhir_server.fhir.derived import restamp
 from fhir_server.interactions.versioning import make_write
 from fhir_server.operations.restamp_replaced import restamp_replaced_once
 from tests.conftest import patient
-from tests.storage.test_reindex import _same_data
+from tests.storage.test_reindex import on_same_data
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 TSH = {"coding": [{"system": "http://loinc.org", "code": "3016-3"}]}
@@ -44,15 +43,7 @@ def _old_filing() -> list[Any]:
 
 
 def test_the_data_of_replaced_documents_leaves_the_default_view(store: Any, tmp_path: Path):
-    async def file_old() -> None:
-        old = _same_data(store)
-        await old.open()
-        try:
-            await old.commit(_old_filing())
-        finally:
-            await old.close()
-
-    asyncio.run(file_old())
+    on_same_data(store, lambda old: old.commit(_old_filing()))
     settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir", auth="dev")
     with TestClient(create_app(settings, store)) as client:
         issuer = DevIssuer.load_or_create(tmp_path)
@@ -64,12 +55,4 @@ def test_the_data_of_replaced_documents_leaves_the_default_view(store: Any, tmp_
         replaced = client.get(f"{query}&document-status=superseded", headers=holder).json()
         assert [e["resource"]["id"] for e in replaced["entry"]] == ["o1"]
 
-    async def next_start() -> Any:
-        again = _same_data(store)
-        await again.open()
-        try:
-            return await restamp_replaced_once(again)
-        finally:
-            await again.close()
-
-    assert asyncio.run(next_start()) is None  # done once per store
+    assert on_same_data(store, restamp_replaced_once) is None  # done once per store
