@@ -13,6 +13,8 @@ class Volet(StrEnum):
     CR_BIO = "CR-BIO"
     IPS_FR = "IPS-FR"
     CR_IMG = "CR-IMG"
+    VAC = "VAC"
+    VAC_NOTE = "VAC-NOTE"
     LEVEL1 = "XDS-SD"  # level 1: nonXMLBody (PDF, text, image) in a CI-SIS header
     CISIS_HEADER = "CI-SIS"  # another volet: only the shared header is understood
     UNKNOWN = "unknown"  # not even the CI-SIS header template
@@ -29,6 +31,8 @@ _BY_TEMPLATE: dict[str, Volet] = {
     "1.3.6.1.4.1.19376.1.3.3": Volet.CR_BIO,  # IHE XD-LAB, which CR-BIO specialises
     "1.2.250.1.213.1.1.1.51": Volet.IPS_FR,
     "1.2.250.1.213.1.1.1.45": Volet.CR_IMG,
+    "1.2.250.1.213.1.1.1.37": Volet.VAC,
+    "1.2.250.1.213.1.1.1.46": Volet.VAC_NOTE,
     XDS_SD_TEMPLATE: Volet.LEVEL1,
 }
 

@@ -16,6 +16,9 @@ PATIENT_ELEMENT: dict[str, str] = {
     "DiagnosticReport": "subject",
     "Condition": "subject",
     "AllergyIntolerance": "patient",
+    "MedicationStatement": "subject",
+    "Procedure": "subject",
+    "Immunization": "patient",
     # laboratory samples and isolates (CR-BIO)
     "Specimen": "subject",
 }

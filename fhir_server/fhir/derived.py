@@ -3,7 +3,8 @@ facts each one carries so that its document's rules govern it (pure).
 
 A derived resource is the extraction's output plus, from its DocumentReference:
 
-- `subject` (`patient` for an AllergyIntolerance): the document's patient;
+- `subject` (`patient` for an AllergyIntolerance or an Immunization): the document's
+  patient;
 - extension `source-document` (valueReference DocumentReference/<id>): where it comes
   from, and whose rules apply (a read by id follows the live document);
 - `meta.source`: the document's uniqueId (masterIdentifier value), for information;
@@ -44,6 +45,9 @@ DERIVED_TYPES = (
     "DiagnosticReport",
     "Condition",
     "AllergyIntolerance",
+    "MedicationStatement",
+    "Procedure",
+    "Immunization",
     # laboratory samples and isolates (CR-BIO)
     "Specimen",
 )

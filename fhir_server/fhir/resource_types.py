@@ -12,9 +12,12 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.immunization import Immunization
 from fhir.resources.R4B.list import List
+from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.specimen import Specimen
 
 from fhir_server.fhir.mhd import PDSM_DOCREF_PROFILE
@@ -68,6 +71,11 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         ResourceType("DiagnosticReport", DiagnosticReport, READ_ONLY, conditional_create=False),
         ResourceType("Condition", Condition, READ_ONLY, conditional_create=False),
         ResourceType("AllergyIntolerance", AllergyIntolerance, READ_ONLY, conditional_create=False),
+        ResourceType(
+            "MedicationStatement", MedicationStatement, READ_ONLY, conditional_create=False
+        ),
+        ResourceType("Procedure", Procedure, READ_ONLY, conditional_create=False),
+        ResourceType("Immunization", Immunization, READ_ONLY, conditional_create=False),
         # laboratory samples and isolates (CR-BIO)
         ResourceType("Specimen", Specimen, READ_ONLY, conditional_create=False),
     )

@@ -243,6 +243,9 @@ READ_ACTION: Mapping[str, Action] = {
     "DiagnosticReport": Action.READ,
     "Condition": Action.READ,
     "AllergyIntolerance": Action.READ,
+    "MedicationStatement": Action.READ,
+    "Procedure": Action.READ,
+    "Immunization": Action.READ,
     # laboratory samples and isolates (CR-BIO)
     "Specimen": Action.READ,
 }
@@ -254,6 +257,9 @@ SEARCH_ACTION: Mapping[str, Action] = {
     "DiagnosticReport": Action.SEARCH,
     "Condition": Action.SEARCH,
     "AllergyIntolerance": Action.SEARCH,
+    "MedicationStatement": Action.SEARCH,
+    "Procedure": Action.SEARCH,
+    "Immunization": Action.SEARCH,
     # laboratory samples and isolates (CR-BIO)
     "Specimen": Action.SEARCH,
 }

@@ -375,7 +375,48 @@ _ALLERGY_INTOLERANCE = [
     *_DOCUMENT_FACTS,
 ]
 
-# laboratory samples and isolates (CR-BIO)
+# -- patient summaries: treatments, procedures, vaccinations ---------------------------------
+
+_MEDICATION_STATEMENT = [
+    _p("patient", "reference", "subject", "Who is or was taking the medication", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "Who is or was taking the medication", **_PATIENT_REF),
+    _p("code", "token", "medicationCodeableConcept", "The medication (CIS, CIP, ATC)"),
+    _p("status", "token", "status", "completed (a treatment of a filed summary)"),
+    _p(
+        "effective",
+        "date",
+        "effectiveDateTime | effectivePeriod",
+        "When the medication was or is taken",
+        sortable=True,
+    ),
+    *_DOCUMENT_FACTS,
+]
+
+_PROCEDURE = [
+    _p("patient", "reference", "subject", "Who the procedure was performed on", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "Who the procedure was performed on", **_PATIENT_REF),
+    _p("code", "token", "code", "The procedure (CCAM, or a CI-SIS code)"),
+    _p(
+        "date",
+        "date",
+        "performedDateTime | performedPeriod",
+        "When it was performed",
+        sortable=True,
+    ),
+    _p("status", "token", "status", "completed | in-progress | stopped | not-done..."),
+    *_DOCUMENT_FACTS,
+]
+
+_IMMUNIZATION = [
+    _p("patient", "reference", "patient", "The patient vaccinated", **_PATIENT_REF),
+    _p("vaccine-code", "token", "vaccineCode", "The vaccine (CIS, ATC, CIP)"),
+    _p("date", "date", "occurrenceDateTime", "When the vaccine was given", sortable=True),
+    _p("status", "token", "status", "completed | not-done"),
+    *_DOCUMENT_FACTS,
+]
+
+# -- laboratory samples and isolates (CR-BIO) ------------------------------------------------
+
 _SPECIMEN = [
     _p("patient", "reference", "subject", "The patient the sample was taken from", **_PATIENT_REF),
     _p("subject", "reference", "subject", "The patient the sample was taken from", **_PATIENT_REF),
@@ -404,6 +445,9 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "DiagnosticReport": _DIAGNOSTIC_REPORT,
         "Condition": _CONDITION,
         "AllergyIntolerance": _ALLERGY_INTOLERANCE,
+        "MedicationStatement": _MEDICATION_STATEMENT,
+        "Procedure": _PROCEDURE,
+        "Immunization": _IMMUNIZATION,
         "Specimen": _SPECIMEN,
         "Binary": [],
     }.items()

@@ -46,6 +46,9 @@ VISIBILITY_PARAMS: dict[str, VisibilityParams] = {
     "DiagnosticReport": DERIVED_PARAMS,
     "Condition": DERIVED_PARAMS,
     "AllergyIntolerance": DERIVED_PARAMS,
+    "MedicationStatement": DERIVED_PARAMS,
+    "Procedure": DERIVED_PARAMS,
+    "Immunization": DERIVED_PARAMS,
     # laboratory samples and isolates (CR-BIO)
     "Specimen": DERIVED_PARAMS,
 }

@@ -7,7 +7,7 @@ A reviewer reads and amends the JSON; this module only indexes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -32,8 +32,8 @@ class LabTemplates:
 
 @dataclass(frozen=True)
 class SummaryTables:
-    sections: dict[str, str]  # section templateId root -> problems | allergies
-    concern_entries: dict[str, frozenset[str]]  # kind -> concern entry templateId roots
+    sections: dict[str, str]  # section templateId root -> problems | allergies | treatments...
+    entry_templates: dict[str, frozenset[str]]  # kind -> its entries' templateId roots
     status_observations: frozenset[str]
     condition_clinical_system: str
     allergy_clinical_system: str
@@ -42,6 +42,34 @@ class SummaryTables:
     concern_status: dict[str, str]
     allergy_categories: dict[str, str]  # SNOMED code of the CDA observation -> category
     data_absent_reason: dict[str, str]
+    vital_sign_observations: frozenset[str]
+    simple_observations: frozenset[str]  # read in any section (LDL-SES MED-309)
+    severity_observations: frozenset[str]
+    certainty_observations: frozenset[str]
+    criticality_observations: frozenset[str]
+    dose_number_observations: frozenset[str]
+    internal_references: frozenset[str]  # a reason (RSON) naming a problem of the document
+    condition_verification_system: str
+    condition_verification_codes: frozenset[str]
+    allergy_verification_system: str
+    allergy_verification: dict[str, str]  # certainty code -> allergy verification status
+    allergy_criticality_codes: frozenset[str]
+    reaction_severity: dict[str, str]  # SNOMED severity -> mild | moderate | severe
+    procedure_status: dict[str, str]
+    default_procedure_status: str
+    period_units: dict[str, str]  # UCUM unit of a PIVL_TS period -> Timing periodUnit
+    vital_signs_category: dict[str, str]
+    immunization_performer_function: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """The FR Document Core profile a derived resource claims when it matches the row."""
+
+    resource_type: str
+    profile: str
+    category: str | None = None  # a code of one of its categories
+    code: str | None = None  # a code of its code
 
 
 @cache
@@ -51,21 +79,8 @@ def _data() -> dict[str, Any]:
 
 @cache
 def lab_templates() -> LabTemplates:
-    lab = _data()["lab"]
-    return LabTemplates(
-        chapter_sections=frozenset(lab["chapter_sections"]),
-        subchapter_sections=frozenset(lab["subchapter_sections"]),
-        report_entries=frozenset(lab["report_entries"]),
-        components=dict(lab["components"]),
-        ignored_kinds=frozenset(lab["ignored_kinds"]),
-        specimen_received=frozenset(lab["specimen_received"]),
-        result_actors=frozenset(lab["result_actors"]),
-        actor_extension=str(lab["actor_extension"]),
-        participation_system=str(lab["participation_system"]),
-        report_code=dict(lab["report_code"]),
-        report_category=dict(lab["report_category"]),
-        observation_category=dict(lab["observation_category"]),
-    )
+    t = _data()["lab"]
+    return LabTemplates(**{f.name: _typed(str(f.type), t[f.name]) for f in fields(LabTemplates)})
 
 
 def code_system(oid: str) -> str:
@@ -86,18 +101,26 @@ def value_kind(xsi_type: str) -> str | None:
     return _data()["value_types"].get(xsi_type)
 
 
+def _typed(annotation: str, raw: Any) -> Any:
+    """A JSON value as the field's type says (sets of template roots, maps, strings)."""
+    if annotation.startswith("frozenset"):
+        return frozenset(raw)
+    if annotation.startswith("dict[str, frozenset"):
+        return {k: frozenset(v) for k, v in raw.items()}
+    if annotation.startswith("dict"):
+        return dict(raw)
+    return raw
+
+
 @cache
 def summary_tables() -> SummaryTables:
     t = _data()["patient_summary"]
-    return SummaryTables(
-        sections=dict(t["sections"]),
-        concern_entries={k: frozenset(v) for k, v in t["concern_entries"].items()},
-        status_observations=frozenset(t["status_observations"]),
-        condition_clinical_system=t["condition_clinical_system"],
-        allergy_clinical_system=t["allergy_clinical_system"],
-        allergy_clinical_codes=frozenset(t["allergy_clinical_codes"]),
-        clinical_status=dict(t["clinical_status"]),
-        concern_status=dict(t["concern_status"]),
-        allergy_categories=dict(t["allergy_categories"]),
-        data_absent_reason=dict(t["data_absent_reason"]),
+    return SummaryTables(**{f.name: _typed(str(f.type), t[f.name]) for f in fields(SummaryTables)})
+
+
+@cache
+def profile_rows() -> tuple[ProfileRow, ...]:
+    return tuple(
+        ProfileRow(r["resourceType"], r["profile"], r.get("category"), r.get("code"))
+        for r in _data()["profiles"]
     )

@@ -274,7 +274,7 @@ def test_invisible_to_the_patient_hides_the_results_and_their_trail(dmp, token):
 
 def test_a_patient_summarys_problems_and_allergies_follow_its_rules(dmp, token):
     pid, doc = _filed(dmp, token, name="vsm-body.xml", **{"security-label": "MASQUE_PS"})
-    assert sorted(_extension(doc, "extracted")) == ["AllergyIntolerance: 2", "Condition: 2"]
+    assert "AllergyIntolerance: 2" in _extension(doc, "extracted")
     patient = token("patient", patient=pid)
     conditions = dmp.get(
         f"/fhir/Condition?patient={pid}&clinical-status=remission&_total=accurate",

@@ -83,9 +83,9 @@ PROJECT: dict[str, ProjectDocument] = {
     "cr-bio-autopresentable.xml": ProjectDocument(CR_BIO, Volet.CR_BIO, CAMILLE),
     "cr-bio-microbiologie.xml": ProjectDocument(CR_BIO, Volet.CR_BIO, CAMILLE),
     "cr-bio-electrophorese.xml": ProjectDocument(CR_BIO, Volet.CR_BIO, CAMILLE),
-    # volets whose template only the shared CI-SIS header stands for
+    # a volet whose template only the shared CI-SIS header stands for
     "trod-angine.xml": ProjectDocument(TROD, Volet.CISIS_HEADER, THOMAS),
-    "vac-note.xml": ProjectDocument(VAC_NOTE, Volet.CISIS_HEADER, THOMAS),
+    "vac-note.xml": ProjectDocument(VAC_NOTE, Volet.VAC_NOTE, THOMAS),
     "ips-fr-dlu.xml": ProjectDocument(IPS_FR_DLU, Volet.IPS_FR, MARGUERITE),
     "ips-fr-dlu-rplc.xml": ProjectDocument(IPS_FR_DLU, Volet.IPS_FR, MARGUERITE),
     # bodies for the structured-content tests (tests/cda/test_structured_content.py)

@@ -64,6 +64,9 @@ def test_the_sample_is_a_specimen(micro):
         "display": "Lea PRELEVEUSE",
     }
     assert collection["method"]["coding"][0]["code"] == "5201"  # the NABM act (a guess)
+    assert sample["meta"]["profile"] == [
+        "https://interop.esante.gouv.fr/ig/fhir/document-core/StructureDefinition/fr-specimen-document"
+    ]
     # the report and every result of the entry name it
     report = _of(micro, "DiagnosticReport")[0]
     assert report["specimen"] == [{"reference": f"Specimen/{sample['id']}"}]

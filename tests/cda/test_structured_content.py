@@ -281,8 +281,16 @@ def test_ans_lab_examples_extract_every_result(name):
 
 def test_patient_summary_problems_and_allergies():
     vsm = _extract(FIXTURES / "vsm-body.xml")
-    assert vsm.counts() == {"Condition": 2, "AllergyIntolerance": 2}
-    assert [s.split(": ", 1)[1] for s in vsm.skipped] == ["not a problems concern entry"]
+    assert vsm.counts() == {
+        "Condition": 2,
+        "AllergyIntolerance": 2,
+        "MedicationStatement": 2,
+        "Procedure": 1,
+        "Immunization": 1,
+        "Observation": 2,
+    }
+    # the entry of an unknown template is reported; the intent (moodCode INT) is not an event
+    assert [s.split(": ", 1)[1] for s in vsm.skipped] == ["not a problems entry"]
     conditions = {c["code"]["coding"][0]["code"]: c for c in vsm.resources if "onsetDateTime" in c}
     hta, appendicitis = conditions["I10"], conditions["K35.8"]
     assert hta["code"]["text"] == "Hypertension artérielle"
@@ -300,7 +308,147 @@ def test_patient_summary_problems_and_allergies():
     assert allergies[1]["code"]["coding"][0]["system"].endswith("/data-absent-reason")
 
 
-@pytest.mark.parametrize("name", ["cr-bio-body.xml", "vsm-body.xml"])
+def _one(extraction: BodyExtraction, rtype: str, code: str) -> dict[str, Any]:
+    field = {
+        "MedicationStatement": "medicationCodeableConcept",
+        "Immunization": "vaccineCode",
+    }.get(rtype, "code")
+    return next(
+        r
+        for r in extraction.resources
+        if r["resourceType"] == rtype and any(c["code"] == code for c in r[field]["coding"])
+    )
+
+
+def test_certainty_severity_criticality_and_reactions():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    hta = _one(vsm, "Condition", "I10")
+    assert hta["verificationStatus"]["coding"] == [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+            "code": "confirmed",
+        }
+    ]
+    assert hta["severity"]["coding"][0]["code"] == "6736007"
+    allergy = _one(vsm, "AllergyIntolerance", "J01CE")
+    assert allergy["criticality"] == "high"
+    assert allergy["reaction"] == [
+        {
+            "manifestation": [
+                {
+                    "coding": [
+                        {
+                            "system": "https://smt.esante.gouv.fr/terminologie-cim-10",
+                            "code": "L50.0",
+                            "display": "Urticaire allergique",
+                        }
+                    ]
+                }
+            ],
+            "severity": "severe",
+            "onset": "2010-03-01",
+        }
+    ]
+    assert "verificationStatus" not in allergy  # no certainty given
+
+
+def test_a_treatment_with_its_frequency_dose_and_reason():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    amlodipine = _one(vsm, "MedicationStatement", "69999001")
+    assert amlodipine["status"] == "completed"
+    assert [c["system"] for c in amlodipine["medicationCodeableConcept"]["coding"]] == [
+        "https://smt.esante.gouv.fr/terminologie-bdpm",
+        "https://smt.esante.gouv.fr/terminologie-atc",
+    ]
+    assert amlodipine["effectivePeriod"] == {"start": "2020-01-20"}
+    dosage = amlodipine["dosage"][0]
+    assert dosage["timing"] == {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    assert dosage["route"]["coding"][0]["code"] == "20053000"
+    assert dosage["doseAndRate"] == [
+        {"doseQuantity": {"value": 1, "unit": "{tablet}", "system": UCUM, "code": "{tablet}"}}
+    ]
+    assert dosage["maxDosePerPeriod"] == {
+        "numerator": {"value": 10, "unit": "mg", "system": UCUM, "code": "mg"},
+        "denominator": {"value": 1, "unit": "d", "system": UCUM, "code": "d"},
+    }
+    hta = _one(vsm, "Condition", "I10")
+    assert amlodipine["reasonReference"] == [{"reference": f"Condition/{hta['id']}"}]
+    # a reason naming no problem of this document stays a code
+    amoxicillin = _one(vsm, "MedicationStatement", "J01CA04")
+    assert "reasonReference" not in amoxicillin
+    assert amoxicillin["reasonCode"][0]["coding"][0]["code"] == "J02.9"
+    assert amoxicillin["effectivePeriod"] == {"start": "2023-12-01", "end": "2023-12-10"}
+
+
+def test_a_procedure_a_vaccination_and_vital_signs():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    surgery = _one(vsm, "Procedure", "HHFA016")
+    assert surgery["code"]["coding"][0]["system"] == "https://smt.esante.gouv.fr/terminologie-ccam"
+    assert (surgery["status"], surgery["performedDateTime"]) == ("completed", "1998-06-10")
+    assert surgery["bodySite"][0]["coding"][0]["code"] == "66754008"
+    assert surgery["recorder"] == {
+        "identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"},
+        "display": "Jean ESSAI",
+    }
+    dtp = _one(vsm, "Immunization", "69999002")
+    assert (dtp["status"], dtp["occurrenceDateTime"], dtp["lotNumber"]) == (
+        "completed",
+        "2021-09-15",
+        "LOT-ESSAI-7",
+    )
+    assert dtp["vaccineCode"]["coding"][1]["code"] == "J07CA01"
+    assert dtp["route"]["coding"][0]["code"] == "20035000"
+    assert dtp["site"]["coding"][0]["code"] == "16217701000119102"
+    assert dtp["protocolApplied"] == [{"doseNumberPositiveInt": 3, "series": "Rappel"}]
+    assert dtp["performer"][0]["actor"]["identifier"]["value"] == "810000000001"
+    assert dtp["performer"][0]["function"]["coding"][0]["code"] == "AP"
+    weight, systolic = _one(vsm, "Observation", "29463-7"), _one(vsm, "Observation", "8480-6")
+    for sign in (weight, systolic):
+        assert sign["status"] == "final"
+        assert sign["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert weight["valueQuantity"] == {"value": 64, "unit": "kg", "system": UCUM, "code": "kg"}
+    assert weight["effectiveDateTime"] == "2024-01-10T09:30:00+01:00"
+    assert systolic["effectiveDateTime"] == "2024-01-10"  # the organizer's time
+
+
+def test_every_derived_resource_claims_its_fr_document_core_profile():
+    base = "https://interop.esante.gouv.fr/ig/fhir/document-core/StructureDefinition/"
+    claimed = {
+        (r["resourceType"], r["meta"]["profile"][0].removeprefix(base))
+        for name in ("vsm-body.xml", "cr-bio-body.xml")
+        for r in _extract(FIXTURES / name).resources
+    }
+    assert claimed == {
+        ("Condition", "fr-condition-document"),
+        ("AllergyIntolerance", "fr-allergy-intolerance-document"),
+        ("MedicationStatement", "fr-medication-statement-document"),
+        ("Procedure", "fr-procedure-document"),
+        ("Immunization", "fr-immunization-document"),
+        ("Observation", "fr-observation-vital-signs-document"),
+        ("Observation", "fr-observation-laboratory-report-results-document"),
+        ("DiagnosticReport", "fr-diagnostic-report-bio-chapter-document"),
+    }
+
+
+def test_a_vaccination_note_yields_its_immunization():
+    note = _extract(FIXTURES / "vac-note.xml")
+    assert note.counts() == {"Immunization": 1}
+    flu = note.resources[0]
+    assert flu["vaccineCode"]["coding"] == [
+        {
+            "system": "https://smt.esante.gouv.fr/terminologie-atc",
+            "code": "J07BB02",
+            "display": "Vaccin grippal, inactivé, fragmenté ou antigène de surface",
+        }
+    ]
+    assert (flu["occurrenceDateTime"], flu["lotNumber"]) == (
+        "2023-10-24T09:15:00+02:00",
+        "ESSAI-23B07",
+    )
+    assert "protocolApplied" not in flu  # no dose number given
+
+
+@pytest.mark.parametrize("name", ["cr-bio-body.xml", "vsm-body.xml", "vac-note.xml"])
 def test_extracted_resources_are_valid_fhir(name):
     from fhir_server.fhir.validation import validate_resource
 
@@ -317,7 +465,13 @@ def test_extracted_resources_are_valid_fhir(name):
 @ANS
 def test_ans_vsm_matches_the_oracle():
     vsm = _extract(ANS_EXAMPLES / "VSM_1.4_2022.01.xml")
-    assert vsm.counts() == {"Condition": 4, "AllergyIntolerance": 1}
+    assert vsm.counts() == {
+        "Condition": 4,
+        "AllergyIntolerance": 1,
+        "MedicationStatement": 2,
+        "Procedure": 1,
+    }
+    assert not vsm.skipped
     by_code = {
         c["code"]["coding"][0]["code"]: c for c in vsm.resources if c["resourceType"] == "Condition"
     }
@@ -333,14 +487,96 @@ def test_ans_vsm_matches_the_oracle():
         "display": "PARACETAMOL",
     }
     assert allergy["clinicalStatus"]["coding"][0]["code"] == "inactive"
+    plavix = _one(vsm, "MedicationStatement", "63564053")
+    dosage = plavix["dosage"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"] == {
+        "value": 2,
+        "unit": "{tablet}",
+        "system": UCUM,
+        "code": "{tablet}",
+    }
+    assert dosage["timing"]["repeat"] == {"frequency": 1, "period": 1, "periodUnit": "d"}
+    assert plavix["reasonReference"] == [{"reference": f"Condition/{by_code['I20.0']['id']}"}]
+    # COUMADINE's reason names an id three statements share: narrowed by its code, one
+    coumadine = _one(vsm, "MedicationStatement", "63245753")
+    assert coumadine["reasonReference"] == [{"reference": f"Condition/{by_code['G45.9']['id']}"}]
+    procedure = _one(vsm, "Procedure", "DDAF004")
+    assert procedure["performedDateTime"] == "2018-01-14"
 
 
 @ANS
-def test_ans_ldl_ses_allergy_has_no_allergen():
+def test_ans_ldl_ses_matches_the_oracle():
     ldl = _extract(ANS_EXAMPLES / "LDL-SES_2022.01.xml")
-    assert ldl.counts() == {"AllergyIntolerance": 1}
-    allergy = ldl.resources[0]
+    assert ldl.counts() == {"AllergyIntolerance": 1, "MedicationStatement": 2, "Observation": 1}
+    allergy = next(r for r in ldl.resources if r["resourceType"] == "AllergyIntolerance")
     assert (
         allergy["code"]["coding"][0]["system"]
         == "http://terminology.hl7.org/CodeSystem/data-absent-reason"
     )
+    solian = _one(ldl, "MedicationStatement", "60019927")
+    assert solian["effectivePeriod"] == {"start": "2018-08-01", "end": "2019-10-29"}
+    assert solian["dosage"][0]["maxDosePerPeriod"] == {
+        "numerator": {"value": 200, "unit": "mg", "system": UCUM, "code": "mg"},
+        "denominator": {"value": 1, "unit": "d", "system": UCUM, "code": "d"},
+    }
+    med309 = _one(ldl, "Observation", "MED-309")
+    assert med309["valueBoolean"] is True
+
+
+@ANS
+def test_ans_vaccination_note_and_ips_read_their_vaccinations():
+    note = _extract(ANS_EXAMPLES / "VAC-NOTE_2023.01.xml")
+    assert note.counts() == {"Immunization": 1}
+    tetanus = note.resources[0]
+    assert tetanus["vaccineCode"]["coding"][0]["code"] == "68747507"
+    assert tetanus["protocolApplied"][0]["doseNumberPositiveInt"] == 2
+    assert tetanus["lotNumber"] == "4456672"
+    ips = _extract(ANS_EXAMPLES / "IPS-FR_2024.01_DLU.xml")
+    assert ips.counts()["Immunization"] == 2
+    assert {
+        r["category"][0]["coding"][0]["code"]
+        for r in ips.resources
+        if r["resourceType"] == "Observation"
+    } == {"vital-signs"}
+
+
+_SHARED_ID_SUMMARY = """<ClinicalDocument xmlns="urn:hl7-org:v3"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><component><structuredBody>
+  <component><section><templateId root="1.2.250.1.213.1.1.2.132"/>{problems}</section></component>
+  <component><section><templateId root="1.2.250.1.213.1.1.2.143"/>
+    <entry><substanceAdministration moodCode="EVN"><templateId root="1.2.250.1.213.1.1.3.42"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="60000001" codeSystem="1.2.250.1.213.2.3.1"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      <entryRelationship typeCode="RSON"><act><templateId root="1.2.250.1.213.1.1.3.36"/>
+        <id root="1.2.3.4.5"/><code code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+      </act></entryRelationship>
+    </substanceAdministration></entry>
+  </section></component>
+</structuredBody></component></ClinicalDocument>"""
+_PROBLEM = """<entry><act moodCode="EVN"><templateId root="1.2.250.1.213.1.1.3.39"/>
+  <id root="1.2.3.4.5"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation moodCode="EVN">
+    <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+  </observation></entryRelationship></act></entry>"""
+
+
+@pytest.mark.parametrize("problems, resolves", [(1, True), (2, False)])
+def test_a_reason_names_a_condition_only_when_its_id_and_code_name_one(problems, resolves):
+    from lxml import etree
+
+    from fhir_server.cda.extraction import read_body
+    from fhir_server.cda.patient_summary import extract_summary
+
+    root = etree.fromstring(_SHARED_ID_SUMMARY.format(problems=_PROBLEM * problems))
+    body = root.find("{urn:hl7-org:v3}component/{urn:hl7-org:v3}structuredBody")
+    extraction = read_body("1.2.3", root, body, extract_summary)
+    treatment = next(r for r in extraction.resources if r["resourceType"] == "MedicationStatement")
+    conditions = [r["id"] for r in extraction.resources if r["resourceType"] == "Condition"]
+    assert len(conditions) == problems
+    if resolves:
+        assert treatment["reasonReference"] == [{"reference": f"Condition/{conditions[0]}"}]
+        assert "reasonCode" not in treatment
+    else:  # two problems under one id and one code: which one is not said
+        assert "reasonReference" not in treatment
+        assert treatment["reasonCode"][0]["coding"][0]["code"] == "I10"
