@@ -32,7 +32,7 @@ from fhir_server.errors import FhirError
 from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.validation import check_id
 from fhir_server.policy import Action, Decision, DocumentFacts, decide
-from fhir_server.policy.decide import request_refusal, sees
+from fhir_server.policy.decide import authorisation_status, request_refusal, sees
 from fhir_server.policy.tables import READ_ACTION
 from fhir_server.storage.port import HistoryPage, Stored, UniqueViolation, Write
 
@@ -210,6 +210,35 @@ class Gate(GateWrites):
             return await self._store.history(rtype, id, **page)
         except ValueError:
             raise errors.bad_request("Invalid paging cursor", "_cursor") from None
+
+    async def authorisation(self, patient_id: str) -> Decision:
+        """The calling professional's own authorisation status for the record (TD0.2),
+        told only to who may see the Patient: a blocked professional, or any actor for a
+        record opposed or unknown, gets the answer of an unknown id. Audited, without the
+        first-consultation notice: nothing of the record's content is read."""
+        check_id(patient_id)
+        target = await load_target(self._store, "Patient", patient_id)
+        ref = f"Patient/{patient_id}/$authorisation"
+        action = Action.READ_AUTHORISATION
+        record, _ = await self._check(action, target, ref, interaction="operation")
+        if record is None or self.ctx.actor is None:
+            raise errors.bad_request("$authorisation answers for the professional of the token")
+        status = authorisation_status(
+            self.ctx.actor, record.facts, record.consents, self.ctx.clock()
+        )
+        await self.commit(
+            [
+                audit_write(
+                    self.ctx,
+                    status,
+                    interaction="operation",
+                    status=200,
+                    patient_id=patient_id,
+                    resource=ref,
+                )
+            ]
+        )
+        return status
 
     async def commit_read(self, decision: Decision, record: Record | None, **audit: Any) -> None:
         """The audit of a permitted read (and its notifications), durable before the answer."""

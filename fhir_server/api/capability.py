@@ -18,6 +18,8 @@ OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ),
     ("close", "Patient", "Close the patient's DMP (read-only, destroyed ten years later)"),
     ("reopen", "Patient", "Reopen a closed DMP"),
+    ("link-mes", "Patient", "The holder activates Mon espace santé (dmp-rattachement-mes)"),
+    ("authorisation", "Patient", "A professional's own authorisation status for the DMP"),
 )
 
 
@@ -60,6 +62,15 @@ def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
         if rt.profile:
             entry["profile"] = rt.profile
         resources.append(entry)
+    # a filed FHIR document, read by its Binary's id (PDSm4DMP TD3.2; api/documents.py)
+    resources.append(
+        {
+            "type": "Bundle",
+            "interaction": [{"code": "read"}],
+            "searchParam": [],
+            "documentation": "A FHIR document filed as a Binary, read under its document's rules",
+        }
+    )
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

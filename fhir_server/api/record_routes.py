@@ -1,5 +1,6 @@
 """A record's operations: `$close` and `$reopen` (the holder closes a record, which stays
-readable; the retention clock runs from the closure)."""
+readable; the retention clock runs from the closure), `$link-mes` (the holder activates
+Mon espace santé) and `$authorisation` (a professional's own authorisation status)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.formats import JSON, body_format, parse_body, read_body
-from fhir_server.api.responses import write_response
+from fhir_server.api.responses import fhir_response, write_response
 from fhir_server.api.rest import base_url, context
 from fhir_server.interactions import record
 
@@ -27,3 +28,14 @@ async def close_record(request: Request, id: str) -> Response:
 async def reopen_record(request: Request, id: str) -> Response:
     out = await record.set_closed(context(request), id, close=False)
     return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.post("/Patient/{id}/$link-mes")
+async def link_mes(request: Request, id: str) -> Response:
+    out = await record.link_mes(context(request), id)
+    return write_response(request, out.stored, out.status, base_url(request))
+
+
+@router.get("/Patient/{id}/$authorisation")
+async def authorisation(request: Request, id: str) -> Response:
+    return fhir_response(request, await record.authorisation(context(request), id))

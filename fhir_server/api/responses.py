@@ -7,11 +7,13 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_server.api.formats import JSON, response_format, serialise
 from fhir_server.errors import Issue, operation_outcome
+from fhir_server.fhir.attachment_urls import absolute_binary_urls
 from fhir_server.storage.port import Stored
 
 
@@ -28,8 +30,10 @@ def fhir_response(
     fmt = response_format(request)
     if body is None:
         return Response(status_code=status, headers=headers)
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    raw = absolute_binary_urls(raw, request.app.state.ctx.settings.base_url())
     return Response(
-        serialise(body, fmt),
+        serialise(raw, fmt),
         status_code=status,
         media_type=f"{fmt}; charset=utf-8" if fmt != JSON else JSON + "; charset=utf-8",
         headers=headers,

@@ -24,6 +24,7 @@ from fhir_server.api.formats import (
 )
 from fhir_server.api.responses import fhir_response, prefer, resource_headers, write_response
 from fhir_server.api.security import authenticate
+from fhir_server.fhir.attachment_urls import relative_binary_urls
 from fhir_server.fhir.bundle import history_bundle, searchset_bundle
 from fhir_server.fhir.numbers import capped
 from fhir_server.fhir.resource_types import RESOURCE_TYPES, ResourceType
@@ -86,7 +87,7 @@ async def _resource_body(request: Request, rtype: str) -> Any:
             "contentType": content_type.split(";")[0].strip(),
             "data": base64.b64encode(raw).decode(),
         }
-    return parse_body(raw, fmt)
+    return relative_binary_urls(parse_body(raw, fmt), base_url(request))
 
 
 def _binary_raw(request: Request, stored: Stored) -> Response | None:

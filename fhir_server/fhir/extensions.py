@@ -21,6 +21,10 @@ DMP_FERMETURE_URL = "https://interop.esante.gouv.fr/ig/fhir/dmp/StructureDefinit
 DMP_MOTIF_FERMETURE_SYSTEM = (
     "https://interop.esante.gouv.fr/ig/fhir/dmp/CodeSystem/dmp-motif-fermeture"
 )
+# the record linked to Mon espace santé (TD0.2, boolean): set by `$link-mes`
+DMP_RATTACHEMENT_MES_URL = (
+    "https://interop.esante.gouv.fr/ig/fhir/dmp/StructureDefinition/dmp-rattachement-mes"
+)
 # the tamper-evident chain of AuditEvents (`audit.chain`)
 CHAIN_PREVIOUS_URL = f"{LOCAL}/audit-chain-previous"
 CHAIN_HASH_URL = f"{LOCAL}/audit-chain-hash"

@@ -12,6 +12,7 @@ import orjson
 
 from fhir_server import errors
 from fhir_server.errors import FhirError, Issue
+from fhir_server.fhir.attachment_urls import relative_binary_urls
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
 from fhir_server.records import Stored, Write
 
@@ -96,6 +97,8 @@ def _parse_entry(i: int, raw: Any, base: str | None = None) -> Entry:
     if method in ("PUT", "DELETE", "GET", "PATCH") and not rid and not conditional:
         raise errors.bad_request(f"{method} needs Type/id in request.url", _where(i, "request.url"))
     resource = raw.get("resource")
+    if base is not None:
+        resource = relative_binary_urls(resource, base)
     if method in ("POST", "PUT", "PATCH") and not isinstance(resource, dict):
         raise errors.bad_request(f"{method} needs a resource", _where(i, "resource"))
     body = patch_body(i, resource) if method == "PATCH" else None

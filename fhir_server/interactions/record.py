@@ -6,19 +6,33 @@ The Patient shows the record's state as the DMP guide reads it (TD0.2): `active`
 closed), and while closed the `dmp-fermeture` extension with the closure date, and the
 motif and reason `$close` was given (a `Parameters` body: `motif` as a Coding or
 CodeableConcept, `raison` as a string; both optional). The treating physician is
-`Patient.generalPractitioner`."""
+`Patient.generalPractitioner`. `dmp-rattachement-mes` (boolean) says whether the record
+is linked to Mon espace santé: false when the record opens, true once its holder (or a
+legal representative) has activated it (`$link-mes`); only the server writes it.
+
+`$authorisation` tells a professional their own authorisation status for the record (the
+guide's TD0.2 "authorisation of the actor"), as a `Parameters`: `status` (`authorised` or
+`not-authorised`) and, when authorised, `basis` (`treating-physician`,
+`authorised-professional`, `care-team`). The Gate decides who may ask (`Gate.authorisation`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhir_server import errors
-from fhir_server.fhir.extensions import CLOSED_AT_URL, DMP_FERMETURE_URL
+from fhir_server.fhir.extensions import (
+    CLOSED_AT_URL,
+    DMP_FERMETURE_URL,
+    DMP_RATTACHEMENT_MES_URL,
+    extension_value,
+)
 from fhir_server.interactions.context import Context
 from fhir_server.interactions.outcome import WriteOutcome
 from fhir_server.interactions.retry import retry_on_conflict
 from fhir_server.interactions.versioning import make_write
 from fhir_server.policy import Action
+from fhir_server.policy.decide import AUTHORISED, NOT_AUTHORISED
 from fhir_server.policy.facts import closed_at
 
 CLOSURE_URLS = (CLOSED_AT_URL, DMP_FERMETURE_URL)
@@ -85,9 +99,17 @@ def _reopened(patient: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def set_closed(ctx: Context, patient_id: str, close: bool, body: Any = None) -> WriteOutcome:
-    motif, reason = closure_reason(body) if close else (None, None)
-    action = Action.CLOSE_RECORD if close else Action.REOPEN_RECORD
+async def _change_record(
+    ctx: Context,
+    patient_id: str,
+    action: Action,
+    change: Callable[[dict[str, Any], str], dict[str, Any]],
+    settled: Callable[[dict[str, Any]], bool],
+    conflict: str | None,
+) -> WriteOutcome:
+    """A server-set change of the record's Patient (`change(before, now)`), judged as
+    `action`. A record `settled` already gets 409 `conflict`, or with None is answered as
+    it is (the request still audited)."""
 
     async def attempt() -> WriteOutcome:
         current = await ctx.gate.stored_for_write("Patient", patient_id, "update", action=action)
@@ -95,14 +117,57 @@ async def set_closed(ctx: Context, patient_id: str, close: bool, body: Any = Non
             raise errors.not_found(f"Patient/{patient_id} is not known")
         before = current.resource or {}
         now = ctx.now_iso()
-        after = _closed(before, now, motif, reason) if close else _reopened(before)
+        after = change(before, now)
         write = make_write("update", "Patient", patient_id, after, current=current, now=now)
         audit = await ctx.gate.judge(
             "update", "Patient", before, write.resource, f"Patient/{patient_id}", action=action
         )
-        if (closed_at(before) is not None) == close:
-            raise errors.conflict(f"The record is already {'closed' if close else 'open'}")
+        if settled(before):
+            if conflict is not None:
+                raise errors.conflict(conflict)
+            await ctx.gate.commit(audit)
+            return WriteOutcome(200, current)
         stored, *_ = await ctx.gate.commit([write, *audit])
         return WriteOutcome(200, stored)
 
     return await retry_on_conflict(attempt, f"Patient/{patient_id}")
+
+
+async def set_closed(ctx: Context, patient_id: str, close: bool, body: Any = None) -> WriteOutcome:
+    motif, reason = closure_reason(body) if close else (None, None)
+    return await _change_record(
+        ctx,
+        patient_id,
+        Action.CLOSE_RECORD if close else Action.REOPEN_RECORD,
+        lambda before, now: _closed(before, now, motif, reason) if close else _reopened(before),
+        lambda before: (closed_at(before) is not None) == close,
+        f"The record is already {'closed' if close else 'open'}",
+    )
+
+
+def linked(patient: dict[str, Any]) -> dict[str, Any]:
+    """The Patient with `dmp-rattachement-mes` true (any earlier value replaced)."""
+    others = [e for e in patient.get("extension") or [] if e.get("url") != DMP_RATTACHEMENT_MES_URL]
+    flag = {"url": DMP_RATTACHEMENT_MES_URL, "valueBoolean": True}
+    return {**patient, "extension": [*others, flag]}
+
+
+async def link_mes(ctx: Context, patient_id: str) -> WriteOutcome:
+    """The holder activates Mon espace santé: the record is linked (idempotent)."""
+    return await _change_record(
+        ctx,
+        patient_id,
+        Action.LINK_MES,
+        lambda before, _now: linked(before),
+        lambda before: extension_value(before, DMP_RATTACHEMENT_MES_URL) is True,
+        None,
+    )
+
+
+async def authorisation(ctx: Context, patient_id: str) -> dict[str, Any]:
+    decision = await ctx.gate.authorisation(patient_id)
+    status = AUTHORISED if decision.permit else NOT_AUTHORISED
+    parameters: list[dict[str, Any]] = [{"name": "status", "valueCode": status}]
+    if decision.permit:
+        parameters.append({"name": "basis", "valueCode": decision.rule})
+    return {"resourceType": "Parameters", "parameter": parameters}

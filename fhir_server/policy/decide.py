@@ -474,6 +474,31 @@ def visibility_filter(
     return VisibilityFilter(patient.id, match_nothing=True)
 
 
+# The statuses `authorisation_status` answers (TD0.2's "authorisation of the actor").
+AUTHORISED, NOT_AUTHORISED = "authorised", "not-authorised"
+
+
+def authorisation_status(
+    actor: Actor,
+    patient: PatientFacts,
+    consents: Iterable[Mapping[str, Any]] | ConsentFacts,
+    now: datetime,
+) -> Decision:
+    """A professional's own standing towards the record, in normal access mode: permit
+    with the rule `treating-physician`, `authorised-professional` or `care-team`, or
+    refused `not-authorised`. The caller has already been allowed `read-authorisation`,
+    which a block refuses: a blocked professional never reaches this. Habilitation by
+    profession and masking are per document and are not part of the status."""
+    ctx = _context(actor, AccessContext(), Action.SEARCH, patient, consents, now)
+    if Q.TREATING in ctx.qualities:
+        return Decision.allow(Q.TREATING.value, "the record's treating physician")
+    if Q.AUTHORISED in ctx.qualities and ctx.authorisation is not None:
+        care_team = any(s == FINESS_SYSTEM for s, _ in ctx.authorisation.actors)
+        rule = "care-team" if care_team else "authorised-professional"
+        return Decision.allow(rule, "authorised by the patient (R.1111-41)")
+    return Decision.no_access(NOT_AUTHORISED, "the patient has not authorised this professional")
+
+
 def label_actions(before: Iterable[str], after: Iterable[str]) -> list[Action]:
     """The policy actions a securityLabel change amounts to (PATCH of DocumentReference):
     each must be permitted for the patch to apply."""

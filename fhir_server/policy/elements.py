@@ -26,6 +26,7 @@ Tables (element -> kind; `*` = any other element; `ext <url>` = that extension):
 | Patient | identifier | IMMUTABLE | the INS is the record's key: one Patient per INS |
 | | generalPractitioner | designate-treating | CSS L.162-5-3 (see `tables.CAPABILITIES`) |
 | | active, ext record-closed-at, ext dmp-fermeture | SERVER | closing is `$close` / `$reopen` (R.1111-34) |
+| | ext dmp-rattachement-mes | SERVER | set by `$link-mes`, the holder's activation of Mon espace santé |
 | | * | write-patient | identity traits and contact details |
 | Consent | patient | COMPARTMENT | a Consent speaks for one record |
 | | * | write-consent | Consent rules |
@@ -46,6 +47,7 @@ from fhir_server.errors import FhirError, Issue
 from fhir_server.fhir.extensions import (
     CLOSED_AT_URL,
     DMP_FERMETURE_URL,
+    DMP_RATTACHEMENT_MES_URL,
     FILED_AT_URL,
     IS_ARCHIVED_URL,
     LEGACY_IS_ARCHIVED_URL,
@@ -104,7 +106,11 @@ TABLES: Mapping[str, ElementTable] = {
             "active": Change.SERVER,
         },
         Action.WRITE_PATIENT,
-        {CLOSED_AT_URL: Change.SERVER, DMP_FERMETURE_URL: Change.SERVER},
+        {
+            CLOSED_AT_URL: Change.SERVER,
+            DMP_FERMETURE_URL: Change.SERVER,
+            DMP_RATTACHEMENT_MES_URL: Change.SERVER,
+        },
     ),
     "Consent": ElementTable(
         {"meta": Change.FREE, "patient": Change.COMPARTMENT}, Action.WRITE_CONSENT

@@ -48,6 +48,9 @@ class Action(StrEnum):
     DESIGNATE_TREATING = "designate-treating"  # Patient.generalPractitioner
     CLOSE_RECORD = "close-record"
     REOPEN_RECORD = "reopen-record"
+    LINK_MES = "link-mes"  # the holder activates Mon espace santé: dmp-rattachement-mes
+    # a professional asks their own authorisation status for the record (TD0.2)
+    READ_AUTHORISATION = "read-authorisation"
 
 
 # Actions that target one existing document (the DocumentFacts of that document).
@@ -74,6 +77,7 @@ READ_ACTIONS = frozenset(
         Action.READ_CONSENT,
         Action.READ_PATIENT,
         Action.SEARCH_PATIENT,
+        Action.READ_AUTHORISATION,
     }
 )
 WRITE_ACTIONS = frozenset(Action) - READ_ACTIONS

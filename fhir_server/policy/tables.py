@@ -149,6 +149,8 @@ CAPABILITIES: Mapping[Action, frozenset[Quality]] = {
     Action.DESIGNATE_TREATING: frozenset({Q.HOLDER, Q.LEGAL_REP, Q.ASSURANCE_MALADIE}),
     Action.CLOSE_RECORD: _LABEL_KEEPERS,
     Action.REOPEN_RECORD: frozenset({Q.HOLDER, Q.LEGAL_REP}),
+    Action.LINK_MES: frozenset({Q.HOLDER, Q.LEGAL_REP}),
+    Action.READ_AUTHORISATION: frozenset({Q.PROFESSIONAL}),
 }
 assert set(CAPABILITIES) == set(Action), "every action needs a row"
 

@@ -21,7 +21,8 @@ Atomicity of `commit`, the guarantee:
   with `transactions=True`): the whole batch (history rows, unique keys, current documents)
   is one multi-document transaction. All or nothing,
   crash or not. Transient write conflicts are retried a few times, then answered as
-  StoreUnavailable (503, retry later).
+  StoreUnavailable (503, retry later). A session whose transaction the server refused is
+  never used again (see `discard_server_session`).
 - **Without transactions** (a standalone server, which includes the mongoeco emulator;
   development only, see docs/scaling.md):
   per write, in this order: (1) insert the history row (its unique (id, version) index
@@ -128,6 +129,18 @@ def is_write_conflict(exc: PyMongoError) -> bool:
     return isinstance(exc, OperationFailure) and (
         exc.code == 112 or "write conflict" in str(exc).lower()
     )
+
+
+def discard_server_session(session: AsyncClientSession) -> None:
+    """Keep the driver from reusing this session's id (lsid) once its transaction failed.
+    MongoDB aborts a transaction whose commit it refuses, and the driver then pools the lsid
+    for later operations; mongoeco leaves the refused transaction open on it, so every later
+    read or write sent with that lsid would run inside it: reads would see its writes, never
+    committed, and a rerun would collide with them (scripts/mongoeco_refused_commit.py). The
+    driver discards an lsid so after a network error; the next one is made client-side."""
+    server_session = getattr(session, "_server_session", None)
+    if server_session is not None:
+        server_session.mark_dirty()
 
 
 class _KeyTaken(Exception):
@@ -328,7 +341,8 @@ class MongoStore:
     async def _supports_transactions(self) -> bool:
         # only where MongoDB guarantees them: a replica set member or a mongos. A server that
         # calls itself standalone gets ordered writes, even if it accepts transactions (the
-        # mongoeco emulator does, but leaks unique-index entries of failed commits)
+        # mongoeco emulator does, but keeps a refused commit's transaction open on its
+        # session: `discard_server_session`)
         hello = await self.db.command("hello")
         return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
@@ -353,12 +367,14 @@ class MongoStore:
         assert self._client is not None
         for attempt in range(TXN_ATTEMPTS):
             try:
-                async with (
-                    self._client.start_session() as session,
-                    await session.start_transaction(),
-                ):
-                    stored = [await self._apply(w, session, []) for w in writes]
-                    await self._release_keys(writes, session)
+                async with self._client.start_session() as session:
+                    try:
+                        async with await session.start_transaction():
+                            stored = [await self._apply(w, session, []) for w in writes]
+                            await self._release_keys(writes, session)
+                    except PyMongoError:
+                        discard_server_session(session)
+                        raise
                 return stored
             except PyMongoError as exc:
                 # a write conflict with another transaction: rerun, the preconditions then

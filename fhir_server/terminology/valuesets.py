@@ -1,7 +1,7 @@
-"""CI-SIS value sets and concept maps, loaded once from the JSON files in `data/`.
+"""CI-SIS value sets and concept maps, loaded once from the JSON files in `mappings/`.
 
 Codes are keyed by (code-system OID, code) exactly as CDA writes them; `coding()` turns a
-concept into a FHIR Coding with the canonical system URI from `data/systems.json`.
+concept into a FHIR Coding with the canonical system URI from `mappings/systems.json`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Concept:
 
 
 def _load(name: str) -> dict[str, Any]:
-    text = resources.files(__package__).joinpath("data", f"{name}.json").read_text("utf-8")
+    text = resources.files("fhir_server.mappings").joinpath(f"{name}.json").read_text("utf-8")
     return json.loads(text)
 
 

@@ -63,7 +63,7 @@ def test_transaction_resolves_local_references(client):
     doc = out["entry"][1]["resource"]
     bid = out["entry"][2]["resource"]["id"]
     assert doc["subject"]["reference"] == f"Patient/{pid}"
-    assert doc["content"][0]["attachment"]["url"] == f"Binary/{bid}"
+    assert doc["content"][0]["attachment"]["url"] == f"http://testserver/fhir/Binary/{bid}"
     stored = client.get(f"/fhir/DocumentReference/{doc['id']}").json()
     assert stored["subject"]["reference"] == f"Patient/{pid}"
     assert client.get(f"/fhir/Binary/{bid}").content == b"%PDF-1.4 test"

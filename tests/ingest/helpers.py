@@ -114,7 +114,7 @@ def check_filed(client: Any, ref: dict[str, Any], data: bytes, expected: Expecte
     patient = patients[0]["resource"]
     assert subject == f"Patient/{patient['id']}"
     assert {(i["system"], i["value"]) for i in patient["identifier"]} >= {ins_of(data)}
-    raw = client.get(f"/fhir/{attachment['url']}")  # ITI-68: the exact bytes
+    raw = client.get(attachment["url"])  # ITI-68: the exact bytes
     assert raw.status_code == 200
     assert raw.content == data
     assert raw.headers["content-type"].startswith(attachment["contentType"])

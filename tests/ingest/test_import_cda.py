@@ -182,14 +182,6 @@ def test_same_document_filed_by_ten_threads_is_stored_once(client, patient_known
     assert after["DocumentReference"] == before["DocumentReference"] + 1
 
 
-@pytest.mark.mongo_gap(
-    "open question, not known to be the emulator's alone: on mongoeco in transaction mode, "
-    "four concurrent filings for a new patient sometimes answer 201 four times while one "
-    "stored DocumentReference names a new Patient that was never stored (seen in about 1 "
-    "run in 3 to 1 in 2 since structured content added writes to each filing); to settle "
-    "on a real replica set",
-    lanes=("mongo-txn",),
-)
 def test_concurrent_documents_of_a_new_patient_share_one_patient(client):
     names = ["ldl-ses.xml", "cr-bio-n3.xml", "cr-bio-n1-pdf.xml", "vsm.xml"]
     barrier = threading.Barrier(len(names))

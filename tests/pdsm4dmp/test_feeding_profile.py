@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import INS_TEST_SYSTEM, VALID_INS
+from tests.access.test_dmp_scenario import _consent
+from tests.conftest import INS_TEST_SYSTEM, VALID_INS, nir_with_key
 from tests.pdsm4dmp.guide import IS_ARCHIVED, JSON_PATCH
-from tests.security.world import cda
+from tests.security.world import cda, patient
 
 pytestmark = pytest.mark.store_kinds("sqlite", "mongo")
 DR = "/fhir/DocumentReference"
@@ -91,3 +92,47 @@ def test_the_filing_establishment_replaces_its_document(world):
         f"{DR}?{BY_INS}&identifier={world.plain.ident}", headers=world.as_("hospital-system")
     )
     assert old.json()["entry"][0]["resource"]["status"] == "superseded"
+
+
+def _finds(world, who: str, ins: str, ident: str) -> int:
+    query = f"{DR}?patient.identifier={INS_TEST_SYSTEM}|{ins}&identifier={ident}"
+    return world.client.get(query, headers=world.as_(who)).status_code
+
+
+def _looks_up(world, who: str, ins: str) -> bool:
+    r = world.client.get(
+        f"/fhir/Patient?identifier={INS_TEST_SYSTEM}|{ins}", headers=world.as_(who)
+    )
+    assert r.status_code == 200, r.text
+    return bool(r.json().get("entry"))
+
+
+@pytest.mark.parametrize("who", ["stranger", "other-system", "blocked", "author"])
+def test_find_own_tells_no_more_than_the_identity_lookup(world, who):
+    """The feeding profile's answer (200, possibly empty, or 403) says whether the record
+    is open to the actor exactly when the identity lookup (TD0.2) already does: a record
+    that does not exist, an opposed one and one that blocks the actor answer alike."""
+    holder = world.as_("holder")
+    opposed_ins = nir_with_key("2790351215400")
+    opposed = world.client.post(
+        "/fhir/Patient", json=patient(opposed_ins, None), headers=world.as_("insurer")
+    )
+    assert opposed.status_code == 201, opposed.text
+    owner = world.token("patient", patient=opposed.json()["id"])
+    deny = _consent(opposed.json()["id"], "deny")
+    assert world.client.post("/fhir/Consent", json=deny, headers=owner).status_code == 201
+    closed = world.client.post(f"/fhir/Patient/{world.victim}/$close", headers=holder)
+    assert closed.status_code == 200, closed.text
+    absent_ins = nir_with_key("2790351215999")
+    for ins in (VALID_INS, opposed_ins, absent_ins):
+        status = _finds(world, who, ins, world.plain.ident)
+        assert status == (200 if _looks_up(world, who, ins) else 403), (who, ins)
+    refused = [
+        world.client.get(
+            f"{DR}?patient.identifier={INS_TEST_SYSTEM}|{ins}&identifier={world.plain.ident}",
+            headers=world.as_(who),
+        )
+        for ins in (VALID_INS, opposed_ins, absent_ins)
+    ]
+    texts = {r.text for r in refused if r.status_code == 403}
+    assert len(texts) <= 1, texts  # one text for every refused record

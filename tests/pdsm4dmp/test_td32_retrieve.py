@@ -9,6 +9,7 @@ import base64
 import pytest
 
 from fhir_server.api.formats import RAW, binary_format
+from tests.pdsm4dmp.guide import IS_ARCHIVED
 from tests.security.world import UNKNOWN
 
 pytestmark = pytest.mark.store_kinds("sqlite", "mongo")
@@ -89,3 +90,39 @@ def test_a_url_of_another_server_is_refused(world):
     }
     r = world.client.post("/fhir", json=bundle, headers=world.as_("treating"))
     assert r.status_code == 400
+
+
+def test_attachment_url_is_an_absolute_url_of_this_server(world):
+    """MHD: `attachment.url` is absolute; it is retrieved as given, read, searched or in
+    XML alike."""
+    treating = world.as_("treating")
+    expected = f"{BASE}/Binary/{world.plain.binary}"
+    read = world.client.get(f"/fhir/DocumentReference/{world.plain.id}", headers=treating)
+    assert read.json()["content"][0]["attachment"]["url"] == expected
+    found = world.client.get(
+        f"/fhir/DocumentReference?patient={world.victim}&_id={world.plain.id}", headers=treating
+    )
+    assert found.json()["entry"][0]["resource"]["content"][0]["attachment"]["url"] == expected
+    xml = world.client.get(
+        f"/fhir/DocumentReference/{world.plain.id}?_format=xml", headers=treating
+    )
+    assert f'<url value="{expected}"/>' in xml.text
+    raw = world.client.get(expected, headers={**treating, "accept": "application/xml"})
+    assert raw.content == world.plain.data
+
+
+def test_a_document_sent_back_with_its_absolute_url_is_unchanged(world):
+    """What a client read, sent back with a metadata change, changes only that metadata."""
+    treating = world.as_("treating")
+    doc = world.client.get(f"/fhir/DocumentReference/{world.plain.id}", headers=treating).json()
+    doc["extension"] = [*doc.get("extension", []), {"url": IS_ARCHIVED, "valueBoolean": True}]
+    r = world.client.put(f"/fhir/DocumentReference/{world.plain.id}", json=doc, headers=treating)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["attachment"]["url"] == f"{BASE}/Binary/{world.plain.binary}"
+    # a url naming another Binary is still a change of the document's content
+    doc = r.json()
+    doc["content"][0]["attachment"]["url"] = f"{BASE}/Binary/{world.masked.binary}"
+    other = world.client.put(
+        f"/fhir/DocumentReference/{world.plain.id}", json=doc, headers=treating
+    )
+    assert other.status_code == 405, other.text

@@ -21,6 +21,7 @@ from fhir_server.policy import (
     parse_consents,
     visibility_filter,
 )
+from fhir_server.policy.decide import authorisation_status
 from tests.policy.fixtures import (
     ACTORS,
     AUTHOR,
@@ -429,3 +430,33 @@ def test_record_level_precheck_without_document() -> None:
     # ...and a refusal that does not depend on the document comes out already
     pre = decide(ACTORS["patient"], NORMAL, Action.DELETE, PATIENT, CONSENTS, NOW)
     assert (pre.status, pre.rule) == (403, "not-allowed")
+
+
+# -- a professional's own authorisation status (TD0.2) ------------------------------
+
+
+def test_authorisation_status_names_the_basis() -> None:
+    def status(actor: str) -> tuple[bool, str]:
+        d = authorisation_status(ACTORS[actor], PATIENT, CONSENTS, NOW)
+        return d.permit, d.rule
+
+    assert status("treating") == (True, "treating-physician")
+    assert status("authorised") == (True, "authorised-professional")
+    assert status("care_team") == (True, "care-team")
+    assert status("unauthorised") == (False, "not-authorised")
+
+
+def test_who_may_ask_their_authorisation_status() -> None:
+    assert rule("unauthorised", Action.READ_AUTHORISATION) == "health-professional"
+    assert rule("samu", Action.READ_AUTHORISATION) == "health-professional"
+    # a block refuses the question itself: the status of a blocked actor is never computed
+    assert rule("blocked", Action.READ_AUTHORISATION) == "consent-block"
+    for actor in ("patient", "admin", "system", "cnam", "auditor"):
+        assert rule(actor, Action.READ_AUTHORISATION) == "not-allowed", actor
+
+
+def test_only_the_holder_links_the_record_to_mon_espace_sante() -> None:
+    assert decide(ACTORS["patient"], NORMAL, Action.LINK_MES, PATIENT, CONSENTS, NOW).permit
+    assert decide(ACTORS["legal_rep"], NORMAL, Action.LINK_MES, PATIENT, CONSENTS, NOW).permit
+    for actor in ("treating", "authorised", "system", "cnam"):
+        assert rule(actor, Action.LINK_MES) == "not-allowed", actor

@@ -121,7 +121,7 @@ def _file(client: Any, headers: dict[str, str], data: bytes, *labels: str) -> Do
     attachment = ref["content"][0]["attachment"]
     return Doc(
         ref["id"],
-        attachment["url"].split("/", 1)[1],
+        attachment["url"].rsplit("/", 1)[1],
         ref["masterIdentifier"]["value"],
         attachment["title"],
         data,

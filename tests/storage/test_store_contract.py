@@ -99,13 +99,6 @@ def test_unique_keys_are_enforced_and_released(store):
     run(store, body)
 
 
-@pytest.mark.mongo_gap(
-    "mongoeco: a rerun of a transaction meets the index entries of its own aborted attempt and "
-    "is refused as a duplicate of an id nothing holds (a version conflict); rerunning such a "
-    "refusal in the adapter left, at HTTP level, a document whose new Patient was not stored, "
-    "so the adapter answers it as a conflict",
-    lanes=("mongo-txn",),
-)
 def test_racing_creates_of_one_key_store_one_and_name_it(store):
     """Ten new resources claiming one unique key (an INS) at once, each in a batch with
     another write: one batch is stored, every other is told who holds the key. Never a
@@ -158,11 +151,6 @@ def test_history_paging(store):
     run(store, body)
 
 
-@pytest.mark.mongo_gap(
-    "a transaction whose commit lost a write conflict leaves its unique-index entries behind "
-    "for a moment, so the rerun gets a spurious duplicate key",
-    lanes=("mongo-txn",),
-)
 def test_concurrent_updates_lose_nothing(store):
     """Ten writers racing on one resource: each either wins its version or is told."""
 
@@ -259,11 +247,6 @@ def test_mongodb_keeps_a_binarys_bytes_once(store):
     run(store, body)
 
 
-@pytest.mark.mongo_gap(
-    "mongoeco fails a transaction's commit when another session wrote meanwhile, so a batch "
-    "committed beside the others can be refused with a version conflict",
-    lanes=("mongo-txn",),
-)
 def test_a_batch_refused_half_way_leaves_nothing_and_spares_the_batches_beside_it(store):
     """Batches committed at once share a transaction on SQLite (group commit): one refused
     after some of its writes leaves none of them, and the others are stored."""

@@ -1,0 +1,1 @@
+"""Profile data (JSON), shipped inside the wheel as `fhir_server.profiles`: see README.md."""
