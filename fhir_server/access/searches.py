@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fhir_server import errors
+from fhir_server.access import reverse_chains
 from fhir_server.access.audit import TRUSTED
 from fhir_server.access.records import NO_RECORD, Record
 from fhir_server.access.targets import TRAIL_TYPES
@@ -76,17 +77,31 @@ async def search_scope(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]
     return await _scope_by_id(gate, rtype, params)
 
 
+def _named_by_id(rtype: str, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(type, id) of what a search names by id: `_id`, or `_has:<type>:<param>:_id`."""
+    named = [(rtype, v) for n, v in params if n == "_id"]
+    for name, value in params:
+        parts = name.split(":")
+        if len(parts) == 4 and parts[0] == "_has" and parts[3] == "_id":
+            named.append((parts[1], value))
+    return named
+
+
 async def _scope_by_id(gate: Gate, rtype: str, params: Sequence[tuple[str, str]]) -> Record | None:
-    """Structured content searched by `_id` alone (`DiagnosticReport?_id=..&_include=..`):
-    the record of the resource named (one id); a record that does not exist when the
-    resource is unknown or hidden from the actor, so both answer alike."""
-    ids = [v for n, v in params if n == "_id"]
-    if rtype not in DERIVED_TYPES or len(ids) != 1 or "," in ids[0] or not ids[0]:
+    """Structured content searched by `_id` alone (`DiagnosticReport?_id=..&_include=..`,
+    `Observation?_has:DiagnosticReport:result:_id=..`): the record of the resource named
+    (one id); a record that does not exist when the resource is unknown or hidden from the
+    actor, so both answer alike."""
+    named = _named_by_id(rtype, params)
+    if rtype not in DERIVED_TYPES or len(named) != 1:
         return None
-    stored = await gate._store.read(rtype, ids[0])
+    ((named_type, id),) = named
+    if named_type not in DERIVED_TYPES or "," in id or not id:
+        return None
+    stored = await gate._store.read(named_type, id)
     if stored is None or stored.deleted or not await sees_stored(gate, stored):
         return NO_RECORD
-    pid = patient_of(rtype, stored.resource)
+    pid = patient_of(named_type, stored.resource)
     return await gate.record(pid) if pid else NO_RECORD
 
 
@@ -123,7 +138,7 @@ async def _hidden_refs(gate: Gate, record: Record) -> tuple[str, ...]:
     return tuple(refs)
 
 
-async def _scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPlan:
+async def scoped_plan(gate: Gate, plan: SearchPlan, record: Record) -> SearchPlan:
     """The query restricted, in the store, to the record the decision was made on (a
     parameter the store ignores cannot widen it) and to what this actor may see there."""
     ctx = gate.ctx
@@ -154,7 +169,7 @@ async def search(gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]]
         "transaction": "ITI-67" if rtype == "DocumentReference" else None,
     }
     if gate.trusted:
-        result = await gate._store.search(plan)
+        result = await gate._store.search(await reverse_chains.resolved(gate, plan, None))
         await gate.commit_read(TRUSTED, None, **audit)
         return result
     assert ctx.actor is not None
@@ -192,7 +207,8 @@ async def search(gate: Gate, plan: SearchPlan, params: Sequence[tuple[str, str]]
             return await _own_documents(gate, plan, record, feeding, audit)
     if not decision.permit:
         raise await gate.refuse(decision, patient_id=pid, ref=None, **audit)
-    result = await gate._store.search(await _scoped_plan(gate, plan, record))
+    plan = await reverse_chains.resolved(gate, plan, record)
+    result = await gate._store.search(await scoped_plan(gate, plan, record))
     result.entries = await visible(gate, result.entries)
     result.included = await visible(gate, result.included)
     await gate.commit_read(decision, record, **audit)

@@ -27,6 +27,7 @@ from fhir_server.audit.events import ServerIdentity
 from fhir_server.config import Settings
 from fhir_server.interactions.context import Context
 from fhir_server.operations.reindex import reindex_if_stale
+from fhir_server.operations.restamp_replaced import restamp_replaced_once
 from fhir_server.operations.tie_contents import tie_contents_once
 from fhir_server.storage.factory import make_store
 from fhir_server.storage.port import Store
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await reindex_if_stale(store)
         # contents filed by an earlier version without their document's name
         await tie_contents_once(store)
+        # data of documents replaced before their status was a fact of it
+        await restamp_replaced_once(store)
         # what start-up built (app, models, tables) lives as long as the process: out of
         # the garbage collector's sight, a full collection has less to walk per request
         gc.freeze()

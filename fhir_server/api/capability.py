@@ -7,7 +7,7 @@ from typing import Any
 
 from fhir_server import FHIR_VERSION, __version__
 from fhir_server.fhir.resource_types import RESOURCE_TYPES
-from fhir_server.search.params import describe_params
+from fhir_server.search.params import INCLUDES, describe_params
 
 # operations this server defines (data: name, type it applies to, what it does)
 OPERATIONS: tuple[tuple[str, str, str], ...] = (
@@ -55,6 +55,10 @@ def capability_statement(base_url: str, *, auth: str = "dev") -> dict[str, Any]:
             "conditionalDelete": "single" if "delete" in rt.interactions else "not-supported",
             "searchParam": describe_params(rt.name),
         }
+        if includes := [k for k, (source, _, _) in INCLUDES.items() if source == rt.name]:
+            entry["searchInclude"] = includes
+        if revincludes := [k for k, (_, _, target) in INCLUDES.items() if target == rt.name]:
+            entry["searchRevInclude"] = revincludes
         if rt.profile:
             entry["profile"] = rt.profile
         resources.append(entry)

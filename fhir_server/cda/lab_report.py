@@ -2,8 +2,10 @@
 battery, isolate, result and prior result (pure: an lxml tree in, plain FHIR dicts out).
 
 Members are `hasMember`, comments `note`, a prior result (entryRelationship REFR) the
-extension workflow-supportingInfo of the result it precedes; specimens and participants
-are not extracted.
+extension workflow-supportingInfo of the result it precedes. Specimens become Specimen
+resources (`lab_specimen`), named by `specimen` on the Observations of the statement that
+holds them and of its members; the performing laboratory and the actors of the results
+(`lab_participants`) are likewise those of the nearest statement that names them.
 
 Which template is which kind comes from `data/cda_body.json` (`body_tables`). Each
 resource's id is derived from the document's uniqueId and the element's position, so the
@@ -19,6 +21,7 @@ from typing import Any
 from lxml import etree
 
 from fhir_server.cda import datatypes as dt
+from fhir_server.cda import lab_specimen
 from fhir_server.cda.datatypes import (
     Unreadable,
     child,
@@ -29,13 +32,19 @@ from fhir_server.cda.datatypes import (
     v3,
 )
 from fhir_server.cda.extraction import Walk
-from fhir_server.cda.header import II
-from fhir_server.cda.resources import identifier
+from fhir_server.cda.lab_participants import (
+    actor_extensions,
+    header_organization,
+    identifiers,
+    performing_organization,
+)
 from fhir_server.terminology.body_tables import LabTemplates, lab_templates, observation_status
 
 Json = dict[str, Any]
 
 SUPPORTING_INFO = "http://hl7.org/fhir/StructureDefinition/workflow-supportingInfo"
+# what a statement hands its members: laboratory, actors by role, specimen id
+_Scope = tuple[Json | None, dict[str, list[Json]], str | None]
 # the clinical statements an entryRelationship or component may hold
 _STATEMENTS = ("observation", "organizer", "act", "procedure", "substanceAdministration")
 
@@ -62,14 +71,6 @@ def _parts(el: etree._Element) -> list[etree._Element]:
     return out
 
 
-def _identifiers(el: etree._Element) -> list[Json]:
-    out = []
-    for ident in children(el, "id"):
-        if ident.get("root") and not ident.get("nullFlavor"):
-            out.append(identifier(II(ident.get("root") or "", ident.get("extension"))))
-    return out
-
-
 def _comment(el: etree._Element, walk: Walk) -> str | None:
     text_el = child(el, "text")
     if text_el is None:
@@ -83,10 +84,18 @@ def _comment(el: etree._Element, walk: Walk) -> str | None:
 class _Lab:
     """The walk of one chapter: builds Observations, returns the ids of those it kept."""
 
-    def __init__(self, walk: Walk, tables: LabTemplates, category: list[Json]) -> None:
+    def __init__(
+        self, walk: Walk, tables: LabTemplates, category: list[Json], performer: Json | None
+    ) -> None:
         self.walk = walk
         self.tables = tables
         self.category = category
+        # what the nearest statement names, for it and its members (`enter`, `leave`)
+        self.performer = performer
+        self.actors: dict[str, list[Json]] = {}  # by participation code
+        self.specimen: str | None = None
+        # the chapter's samples, named by its DiagnosticReport
+        self.samples: list[str] = []
         # the sub-chapter's code: what a battery without a code of its own is called
         self.fallback: Json | None = None
         self.handlers: dict[str, Callable[[etree._Element], str | None]] = {
@@ -103,20 +112,59 @@ class _Lab:
             "status": observation_status(status.get("code") if status is not None else None),
             "category": self.category,
         }
-        if idents := _identifiers(el):
+        if idents := identifiers(el):
             obs["identifier"] = idents
         return obs
+
+    def enter(self, el: etree._Element) -> _Scope:
+        """Take the laboratory and the actors this statement names (if any) for it and its
+        members; returns what to restore on `leave`."""
+        saved = (self.performer, self.actors, self.specimen)
+        if (org := performing_organization(el)) is not None:
+            self.performer = org
+        if actors := actor_extensions(el, self.tables):
+            self.actors = {**self.actors, **actors}
+        return saved
+
+    def leave(self, saved: _Scope) -> None:
+        self.performer, self.actors, self.specimen = saved
+
+    def stamp(self, obs: Json) -> None:
+        """The laboratory, actors and specimen in force, on an Observation."""
+        if self.performer is not None:
+            obs["performer"] = [self.performer]
+        if self.actors:
+            actors = [e for code in sorted(self.actors) for e in self.actors[code]]
+            obs["extension"] = [*obs.get("extension", []), *actors]
+        if self.specimen is not None:
+            obs["specimen"] = {"reference": f"Specimen/{self.specimen}"}
+
+    def specimens(self, parts: list[etree._Element]) -> None:
+        """The samples collected for this statement: Specimens, the first one in force for
+        the statement and its members (`leave` restores the ancestor's)."""
+        kept = [
+            self.walk.keep(lab_specimen.collection(part, self.walk, self.tables))
+            for part in parts
+            if _kind(part, self.tables) == "specimen"
+        ]
+        self.samples += kept
+        if kept:
+            self.specimen = kept[0]
 
     def members(self, el: etree._Element, obs: Json) -> None:
         """Children as hasMember; comments as notes; others skipped with a reason."""
         members, notes, prior = [], [], []
-        for part in _parts(el):
+        parts = _parts(el)
+        self.specimens(parts)
+        for part in parts:
             if part.getparent().get("typeCode") == "REFR":  # type: ignore[union-attr]
                 # a prior result: an Observation of its own, named as supporting info
                 if (earlier := self.result(part)) is not None:
                     prior.append({"url": SUPPORTING_INFO, "valueReference": _ref(earlier)})
                 continue
             kind = _kind(part, self.tables)
+            if kind == "specimen":
+                continue
             if kind == "comment":
                 if text := _comment(part, self.walk):
                     notes.append({"text": text})
@@ -146,20 +194,31 @@ class _Lab:
             return None
         obs["code"] = code
         self.timing(el, obs)
+        saved = self.enter(el)
         self.members(el, obs)
+        self.stamp(obs)
+        self.leave(saved)
         return self.walk.keep(obs)
 
     def isolate(self, el: etree._Element) -> str | None:
         """An isolate (organizer CLUSTER): the organism as its value."""
         obs = self.base(el)
         obs["code"] = codeable(child(el, "code"), self.walk.narrative) or {"text": "Isolat"}
-        organism = el.find(f"{v3('specimen')}/{v3('specimenRole')}/{v3('specimenPlayingEntity')}")
+        role = el.find(f"{v3('specimen')}/{v3('specimenRole')}")
+        organism = child(role, "specimenPlayingEntity") if role is not None else None
         if organism is not None:
             concept = codeable(child(organism, "code"), self.walk.narrative)
             if concept is not None:
                 obs["valueCodeableConcept"] = concept
         self.timing(el, obs)
+        saved = self.enter(el)
+        if role is not None:
+            found = lab_specimen.isolate(role, self.walk, self.specimen)
+            if found is not None:
+                self.specimen = self.walk.keep(found)
         self.members(el, obs)
+        self.stamp(obs)
+        self.leave(saved)
         return self.walk.keep(obs)
 
     def result(self, el: etree._Element) -> str | None:
@@ -187,7 +246,10 @@ class _Lab:
         ranges = self.reference_ranges(el)
         if ranges:
             obs["referenceRange"] = ranges
+        saved = self.enter(el)
         self.members(el, obs)
+        self.stamp(obs)
+        self.leave(saved)
         return self.walk.keep(obs)
 
     def result_value(self, el: etree._Element, obs: Json) -> None:
@@ -238,12 +300,13 @@ def extract_lab(body: etree._Element, walk: Walk) -> None:
     results: the PDF copy, comments of the document)."""
     tables = lab_templates()
     lab_category = {"coding": [tables.observation_category]}
+    laboratory = header_organization(walk.root)
     for section in _sections(body):
         if not set(template_ids(section)) & tables.chapter_sections:
             continue
         chapter = codeable(child(section, "code"), walk.narrative)
         category = [lab_category, *([chapter] if chapter else [])]
-        lab = _Lab(walk, tables, category)
+        lab = _Lab(walk, tables, category, laboratory)
         results = []
         for entry in section.iter(v3("entry")):
             statement = _statement(entry)
@@ -259,7 +322,12 @@ def extract_lab(body: etree._Element, walk: Walk) -> None:
             if kept is not None:
                 results.append({"reference": f"Observation/{kept}"})
         if results:
-            walk.keep(_report(walk.id_of(section), tables, chapter, results))
+            report = _report(walk.id_of(section), tables, chapter, results)
+            if laboratory is not None:
+                report["performer"] = [laboratory]
+            if lab.samples:
+                report["specimen"] = [{"reference": f"Specimen/{s}"} for s in lab.samples]
+            walk.keep(report)
 
 
 def _report(id: str, tables: LabTemplates, chapter: Json | None, results: list[Json]) -> Json:

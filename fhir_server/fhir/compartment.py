@@ -19,6 +19,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "MedicationStatement": "subject",
     "Procedure": "subject",
     "Immunization": "patient",
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": "subject",
 }
 
 

@@ -11,9 +11,11 @@ A derived resource is the extraction's output plus, from its DocumentReference:
 - `meta.security`: the document's security labels (MASQUE_PS, INVISIBLE_PATIENT...);
 - extensions `document-class` (valueCoding), `document-author` (valueIdentifier, one per
   author RPPS) and `filed-at` (valueInstant): the other facts the store's visibility
-  filter compiles against (`search.visibility.VISIBILITY_PARAMS`).
+  filter compiles against (`search.visibility.VISIBILITY_PARAMS`);
+- extension `document-status` (valueCode current | superseded): a replaced document's
+  data leaves the default view of searches (`search.params.DEFAULTS`), not the policy's.
 
-`restamp` rewrites those facts when the document's change (mask, unmask); the
+`restamp` rewrites those facts when the document's change (mask, unmask, replacement); the
 extracted content itself never changes.
 """
 
@@ -27,6 +29,7 @@ from fhir_server.fhir.compartment import PATIENT_ELEMENT
 from fhir_server.fhir.extensions import (
     DOCUMENT_AUTHOR_URL,
     DOCUMENT_CLASS_URL,
+    DOCUMENT_STATUS_URL,
     FILED_AT_URL,
     SOURCE_DOCUMENT_URL,
     STRUCTURED_CONTENT_URL,
@@ -46,8 +49,16 @@ DERIVED_TYPES = (
     "MedicationStatement",
     "Procedure",
     "Immunization",
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen",
 )
-_FACT_URLS = (SOURCE_DOCUMENT_URL, DOCUMENT_CLASS_URL, DOCUMENT_AUTHOR_URL, FILED_AT_URL)
+_FACT_URLS = (
+    SOURCE_DOCUMENT_URL,
+    DOCUMENT_CLASS_URL,
+    DOCUMENT_AUTHOR_URL,
+    FILED_AT_URL,
+    DOCUMENT_STATUS_URL,
+)
 
 
 def source_document(resource: Mapping[str, Any] | None) -> str | None:
@@ -95,6 +106,8 @@ def document_extensions(document: Mapping[str, Any]) -> list[Json]:
     ]
     if (filed := extension_value(document, FILED_AT_URL)) is not None:
         exts.append({"url": FILED_AT_URL, "valueInstant": filed})
+    if isinstance(status := document.get("status"), str):
+        exts.append({"url": DOCUMENT_STATUS_URL, "valueCode": status})
     return exts
 
 

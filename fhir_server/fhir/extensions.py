@@ -33,6 +33,9 @@ CHAIN_HASH_URL = f"{LOCAL}/audit-chain-hash"
 SOURCE_DOCUMENT_URL = f"{LOCAL}/source-document"
 DOCUMENT_CLASS_URL = f"{LOCAL}/document-class"
 DOCUMENT_AUTHOR_URL = f"{LOCAL}/document-author"
+# the source document's status (current | superseded): a replaced document's data leaves
+# the default view of searches (`search.params.DEFAULTS`)
+DOCUMENT_STATUS_URL = f"{LOCAL}/document-status"
 # a DocumentReference's account of what its structured content yielded
 STRUCTURED_CONTENT_URL = f"{LOCAL}/structured-content"
 # PDSm: a document archived (TD3.3d), under the URL of the PDSm guide; the URL this

@@ -18,6 +18,7 @@ from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.procedure import Procedure
+from fhir.resources.R4B.specimen import Specimen
 
 from fhir_server.fhir.mhd import PDSM_DOCREF_PROFILE
 
@@ -75,5 +76,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         ),
         ResourceType("Procedure", Procedure, READ_ONLY, conditional_create=False),
         ResourceType("Immunization", Immunization, READ_ONLY, conditional_create=False),
+        # laboratory samples and isolates (CR-BIO)
+        ResourceType("Specimen", Specimen, READ_ONLY, conditional_create=False),
     )
 }

@@ -9,17 +9,16 @@ bytes do not change; the history keeps the version before)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from fhir_server.access.targets import binary_owner
 from fhir_server.fhir.compartment import local_id
 from fhir_server.interactions.versioning import make_write
+from fhir_server.operations.once import run_once
 from fhir_server.records import Stored, Write
-from fhir_server.storage.port import Store, StoreUnavailable, VersionConflict
+from fhir_server.storage.port import Store, VersionConflict
 
 DONE_KEY = "contents-tied"
-log = logging.getLogger("fhir_server.tie_contents")
 
 
 def _binary_ids(document: Stored) -> list[str]:
@@ -64,15 +63,4 @@ async def tie_contents(store: Store) -> tuple[int, bool]:
 
 async def tie_contents_once(store: Store) -> int | None:
     """At start-up: the repair, unless this store had it already (None)."""
-    try:
-        if await store.meta(DONE_KEY):
-            return None
-        tied, complete = await tie_contents(store)
-        if complete:
-            await store.set_meta(DONE_KEY, "1")
-    except StoreUnavailable:
-        log.warning("store unavailable: document contents not checked at start-up")
-        return None
-    if tied:
-        log.info("%d document contents tied to their DocumentReference", tied)
-    return tied
+    return await run_once(store, DONE_KEY, tie_contents, "document contents tied")

@@ -248,6 +248,8 @@ READ_ACTION: Mapping[str, Action] = {
     "MedicationStatement": Action.READ,
     "Procedure": Action.READ,
     "Immunization": Action.READ,
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": Action.READ,
 }
 SEARCH_ACTION: Mapping[str, Action] = {
     **READ_ACTION,
@@ -260,6 +262,8 @@ SEARCH_ACTION: Mapping[str, Action] = {
     "MedicationStatement": Action.SEARCH,
     "Procedure": Action.SEARCH,
     "Immunization": Action.SEARCH,
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": Action.SEARCH,
 }
 WRITE_ACTION: Mapping[tuple[str, str], Action] = {
     ("DocumentReference", "create"): Action.FILE,

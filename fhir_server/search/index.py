@@ -11,6 +11,8 @@ Encodings (both stores store them as they are):
 - string: folded (NFKD, combining marks dropped, casefolded) under the param, and verbatim
   under "<param>:exact".
 - date: inclusive (low, high) UTC instants at the precision of the value (`search.dates`).
+- quantity: inclusive (low, high) numbers in the same range index, under the names
+  `search.quantities` gives (number alone, by unit code, by system and code).
 - patient: the compartment owner (`fhir.compartment.patient_of`, as the policy reads it);
   sort: per sortable date param the smallest low ("" when none).
 """
@@ -27,6 +29,7 @@ from fhir_server.fhir.compartment import patient_of
 from fhir_server.records import IndexTerms
 from fhir_server.search.dates import parse_range, period_range
 from fhir_server.search.params import SearchParam, params_of
+from fhir_server.search.quantities import index_entries
 from fhir_server.search.tokens import indexable, token_value
 
 _SEGMENT = re.compile(r"ext\([^)]*\)|[^.]+")
@@ -227,12 +230,17 @@ def _add_date(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> Non
         acc.dates.append((p.name, rng[0], rng[1]))
 
 
+def _add_quantity(acc: _Acc, res: dict[str, Any], p: SearchParam, value: Any) -> None:
+    acc.dates += index_entries(p.name, value)
+
+
 _ADDERS = {
     "token": _add_token,
     "uri": _add_uri,
     "reference": _add_reference,
     "string": _add_string,
     "date": _add_date,
+    "quantity": _add_quantity,
 }
 
 

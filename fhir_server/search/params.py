@@ -18,13 +18,14 @@ from typing import Any, Literal
 from fhir_server.fhir.extensions import (
     DOCUMENT_AUTHOR_URL,
     DOCUMENT_CLASS_URL,
+    DOCUMENT_STATUS_URL,
     FILED_AT_URL,
     IS_ARCHIVED_URL,
     LEGACY_IS_ARCHIVED_URL,
     SOURCE_DOCUMENT_URL,
 )
 
-ParamType = Literal["token", "reference", "date", "string", "uri"]
+ParamType = Literal["token", "reference", "date", "string", "uri", "quantity"]
 
 CANONICAL_BASE = "https://dmp-fhir.example.org/fhir/SearchParameter"
 
@@ -277,12 +278,25 @@ _DOCUMENT_FACTS = [
         f"ext({FILED_AT_URL}).valueInstant",
         "When the source document was filed on this server",
     ),
+    _p(
+        "document-status",
+        "token",
+        f"ext({DOCUMENT_STATUS_URL}).valueCode",
+        "Status of the source document: current | superseded (replaced); searches leave "
+        "out the data of replaced documents unless this parameter is given",
+    ),
 ]
 
 _OBSERVATION = [
     _p("patient", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
     _p("subject", "reference", "subject", "The subject (a Patient)", **_PATIENT_REF),
     _p("code", "token", "code", "The code of the observation (LOINC, or a local code)"),
+    _p(
+        "combo-code",
+        "token",
+        "code | component.code",
+        "The code of the observation or of one of its components",
+    ),
     _p("category", "token", "category", "laboratory, and the lab chapter (LOINC)"),
     _p(
         "date",
@@ -305,6 +319,15 @@ _OBSERVATION = [
         "valueCodeableConcept",
         "The value of the observation, if it is a code",
     ),
+    # laboratory results by value (`search.quantities`): [prefix]number|system|code
+    _p(
+        "value-quantity",
+        "quantity",
+        "valueQuantity",
+        "The value of the observation, if it is a quantity (a comparator is the range it "
+        "stands for); units by system|code (UCUM) or |code",
+    ),
+    _p("specimen", "reference", "specimen", "The sample or isolate", targets=("Specimen",)),
     *_DOCUMENT_FACTS,
 ]
 
@@ -328,6 +351,7 @@ _DIAGNOSTIC_REPORT = [
         "The report's observations",
         targets=("Observation",),
     ),
+    _p("specimen", "reference", "specimen", "The report's samples", targets=("Specimen",)),
     *_DOCUMENT_FACTS,
 ]
 
@@ -391,6 +415,23 @@ _IMMUNIZATION = [
     *_DOCUMENT_FACTS,
 ]
 
+# -- laboratory samples and isolates (CR-BIO) ------------------------------------------------
+
+_SPECIMEN = [
+    _p("patient", "reference", "subject", "The patient the sample was taken from", **_PATIENT_REF),
+    _p("subject", "reference", "subject", "The patient the sample was taken from", **_PATIENT_REF),
+    _p("type", "token", "type", "The kind of sample (jdv-specimen-type-cisis)"),
+    _p("identifier", "token", "identifier", "The sample's or isolate's identifier"),
+    _p(
+        "parent",
+        "reference",
+        "parent",
+        "The sample an isolate was taken from",
+        targets=("Specimen",),
+    ),
+    *_DOCUMENT_FACTS,
+]
+
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     rtype: {p.name: p for p in params}
     for rtype, params in {
@@ -407,6 +448,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "MedicationStatement": _MEDICATION_STATEMENT,
         "Procedure": _PROCEDURE,
         "Immunization": _IMMUNIZATION,
+        "Specimen": _SPECIMEN,
         "Binary": [],
     }.items()
 }
@@ -446,6 +488,20 @@ IMPLIED: dict[tuple[str, str, str], tuple[str, str]] = {
     ("DocumentReference", "status", "current"): ("isArchived", "false"),
 }
 
+# A condition a search gets unless the client names the parameter itself, or one of the
+# names that waive it: rtype -> (param, query value, waived by).
+# **decision**: the data of a replaced (superseded) document leaves the default view of
+# searches, as its DocumentReference leaves `status=current`; `document-status=superseded`
+# (or `current,superseded`) asks for it, and a search by `_id`, by `document` or through
+# `_has` (whose inner search has this default of its own) finds it whatever its document's
+# status. Reads by id are not searches: they follow the document.
+# Written as `:not=superseded` so data stamped before the fact existed stays in view.
+DEFAULTS: dict[str, tuple[tuple[str, str, frozenset[str]], ...]] = {
+    rtype: (("document-status:not", "superseded", frozenset({"_id", "document", "_has"})),)
+    for rtype, params in SEARCH_PARAMS.items()
+    if "document-status" in params
+}
+
 # _include / _revinclude this server serves: (source type, param, target type)
 INCLUDES: dict[str, tuple[str, str, str]] = {
     "DocumentReference:patient": ("DocumentReference", "patient", "Patient"),
@@ -453,7 +509,18 @@ INCLUDES: dict[str, tuple[str, str, str]] = {
     "DocumentReference:subject:Patient": ("DocumentReference", "subject", "Patient"),
     "DiagnosticReport:result": ("DiagnosticReport", "result", "Observation"),
     "Observation:has-member": ("Observation", "has-member", "Observation"),
+    "Observation:specimen": ("Observation", "specimen", "Specimen"),
+    "DiagnosticReport:specimen": ("DiagnosticReport", "specimen", "Specimen"),
 }
+
+# `_has:<source>:<param>:<name>` this server serves: (source type, param, target type).
+# The access layer runs the inner search under the reader's rules (`access/reverse_chains`)
+REVERSE_CHAINS = frozenset(
+    {
+        ("DiagnosticReport", "result", "Observation"),
+        ("Observation", "has-member", "Observation"),
+    }
+)
 
 
 def params_of(rtype: str) -> dict[str, SearchParam]:
@@ -494,6 +561,10 @@ def describe_params(rtype: str) -> list[dict[str, Any]]:
         }
         for p in params_of(rtype).values()
     ]
+    chains = sorted(f"_has:{s}:{p}" for s, p, t in REVERSE_CHAINS if t == rtype)
+    if chains:
+        doc = f"Reverse chaining: {', '.join(chains)}, under the reader's rules"
+        out.append({"name": "_has", "type": "special", "documentation": doc})
     return out
 
 
@@ -525,7 +596,7 @@ def search_parameter_resources() -> list[dict[str, Any]]:
                 res["modifier"] = ["missing", "exact", "contains"]
             else:
                 res["modifier"] = ["missing"]
-            if p.type == "date":
+            if p.type in ("date", "quantity"):
                 res["comparator"] = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
             out.append(res)
     return out

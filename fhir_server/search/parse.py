@@ -16,9 +16,11 @@ from fhir_server.search import tokens
 from fhir_server.search.dates import parse_range, widen
 from fhir_server.search.index import fold, reference_key
 from fhir_server.search.params import (
+    DEFAULTS,
     IMPLIED,
     INCLUDES,
     REQUIRED,
+    REVERSE_CHAINS,
     SearchParam,
     params_of,
     sortable,
@@ -33,6 +35,7 @@ from fhir_server.search.plan import (
     Not,
     PatientChain,
     PatientIn,
+    ReverseChain,
     SearchPlan,
     Sort,
     StringMatch,
@@ -41,12 +44,14 @@ from fhir_server.search.plan import (
     TermSuffix,
     decode_cursor,
 )
+from fhir_server.search.quantities import quantity_cond
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:[.:][A-Za-z][A-Za-z0-9_\-]*){0,2}")
 _ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
 _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _DATE_PREFIX = re.compile(r"(eq|ne|lt|gt|le|ge|sa|eb|ap)?(.*)", re.S)
 _SPLIT = re.compile(r"(?<!\\),")
+_HAS = re.compile(r"_has:([A-Z][A-Za-z]{1,63}):([a-z][a-z0-9\-]{0,63}):(.+)", re.S)
 
 # parameters that shape the result rather than filter it; their values are checked below
 # (`_totalMethod`: fhirpy's count() hint; this server always counts a total it is asked for)
@@ -68,6 +73,7 @@ class _Draft:
     summary: str | None = None
     elements: tuple[str, ...] = ()
     includes: list[Include] = field(default_factory=list)
+    reverse_chains: list[ReverseChain] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     named: set[str] = field(default_factory=set)
     # conditions `params.IMPLIED` adds unless the client names their parameter
@@ -186,13 +192,22 @@ def _missing(kind: str, name: str, value: str) -> Cond:
     return Not(has) if value == "true" else has
 
 
-_KIND = {"token": "tok", "uri": "tok", "reference": "ref", "string": "str", "date": "date"}
+_KIND = {
+    "token": "tok",
+    "uri": "tok",
+    "reference": "ref",
+    "string": "str",
+    "date": "date",
+    # quantities sit in the range index beside dates (`search.quantities`)
+    "quantity": "date",
+}
 _MODIFIERS = {
     "token": {None, "not", "missing"},
     "uri": {None, "missing"},
     "reference": {None, "missing", "identifier"},
     "string": {None, "exact", "contains", "missing"},
     "date": {None, "missing"},
+    "quantity": {None, "missing"},
 }
 
 
@@ -221,6 +236,8 @@ def param_cond(
         return Not(cond) if modifier == "not" else cond
     if p.type == "string":
         return _or([string_cond(name, v, modifier) for v in values])
+    if p.type == "quantity":
+        return _or([quantity_cond(name, v) for v in values])
     return _or([date_cond(name, v, now) for v in values])
 
 
@@ -358,6 +375,23 @@ def _filter(d: _Draft, raw: str, value: str, *, strict: bool, now: datetime) -> 
         d.named.add(f"{base}.identifier" if (chain or modifier == "identifier") else base)
 
 
+def _reverse_chain(d: _Draft, name: str, value: str, now: datetime) -> None:
+    """`_has:<source>:<param>:<inner>=value`, for the references `params.REVERSE_CHAINS`
+    names: the inner search is checked here, run by the access layer."""
+    m = _HAS.fullmatch(name)
+    if m is None:
+        raise bad_request(f"Malformed reverse chain {name!r}: _has:Type:param:name", code="invalid")
+    source, param, inner = m.groups()
+    if (source, param, d.rtype) not in REVERSE_CHAINS:
+        raise bad_request(f"{name} is not supported on {d.rtype}", name)
+    filters = not inner.startswith("_") or inner.split(":")[0] in ("_id", "_lastUpdated")
+    if not _NAME_RE.fullmatch(inner) or not filters:
+        raise bad_request(f"Unsupported inner parameter {inner!r} in {name}", name)
+    parse(source, [(inner, value)], now=now)  # refuses an inner search the source lacks
+    d.reverse_chains.append(ReverseChain(source, param, ((inner, value),)))
+    d.named.add("_has")
+
+
 def _check_required(d: _Draft) -> None:
     missing = [
         label
@@ -393,6 +427,9 @@ def parse(
     check_size(params)
     d = _Draft(rtype, min(default_count, max_count))
     for name, value in params:
+        if name.startswith("_has:"):
+            _reverse_chain(d, name, value, now)
+            continue
         if not _NAME_RE.fullmatch(name):
             # never "ignore" a malformed name: it is how injection attempts look
             raise bad_request(f"Malformed search parameter name {name!r}", code="invalid")
@@ -401,6 +438,10 @@ def parse(
     for name, value in d.implied.items():
         if name not in d.named:
             d.where.append(param_cond(params_of(rtype)[name], None, None, value, now))
+    for raw, value, waived_by in DEFAULTS.get(rtype, ()):
+        base, modifier, _ = _split_name(raw)
+        if base not in d.named and not (waived_by & d.named):
+            d.where.append(param_cond(params_of(rtype)[base], modifier, None, value, now))
     if enforce_required:
         _check_required(d)
     if d.summary == "count":
@@ -421,6 +462,7 @@ def parse(
         elements=d.elements,
         includes=tuple(d.includes),
         ignored=tuple(d.ignored),
+        reverse_chains=tuple(d.reverse_chains),
         fingerprint=fp,
     )
 

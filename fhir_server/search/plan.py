@@ -20,6 +20,10 @@ A plan is the AND of its `where` conditions. Conditions are a small algebra:
   (`patient.identifier`).
 - AnyOf(parts), Not(cond).
 
+A reverse chain (`_has:Type:param:name=value`) is not a condition the stores compile: the
+access layer runs its inner search under the reader's visibility and turns it into
+`IdIn` (`access/reverse_chains.py`); a store handed a plan that still holds one refuses it.
+
 Paging is by keyset: the cursor carries the sort value and the id of the last entry of
 the page, so inserting or deleting resources between pages never shifts the next page.
 """
@@ -146,6 +150,25 @@ class Include:
 
 
 @dataclass(frozen=True)
+class ReverseChain:
+    """`_has:<source>:<param>:<name>=<value>`: the resources some `source` matching the
+    inner search names in its reference `param`."""
+
+    source: str
+    param: str
+    params: tuple[tuple[str, str], ...]
+
+
+class UnresolvedReverseChain(ValueError):
+    """A store was handed a `_has` the access layer did not resolve (a programming error)."""
+
+
+def check_resolved(plan: SearchPlan) -> None:
+    if plan.reverse_chains:
+        raise UnresolvedReverseChain(f"_has not resolved on a {plan.rtype} search")
+
+
+@dataclass(frozen=True)
 class SearchPlan:
     rtype: str
     where: tuple[Cond, ...] = ()
@@ -158,6 +181,8 @@ class SearchPlan:
     includes: tuple[Include, ...] = ()
     # unknown parameters ignored under lenient handling, reported in an OperationOutcome
     ignored: tuple[str, ...] = ()
+    # `_has`, resolved into `where` by the access layer before the store runs the plan
+    reverse_chains: tuple[ReverseChain, ...] = ()
     # binds cursors to the query that made them (filters and sort)
     fingerprint: str = ""
     # Hook for the access-control layer (`fhir_server/policy`): a structure describing

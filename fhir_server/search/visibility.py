@@ -49,6 +49,8 @@ VISIBILITY_PARAMS: dict[str, VisibilityParams] = {
     "MedicationStatement": DERIVED_PARAMS,
     "Procedure": DERIVED_PARAMS,
     "Immunization": DERIVED_PARAMS,
+    # laboratory samples and isolates (CR-BIO)
+    "Specimen": DERIVED_PARAMS,
 }
 
 

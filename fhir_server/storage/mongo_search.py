@@ -41,6 +41,7 @@ from fhir_server.search.plan import (
     TermIn,
     TermPrefix,
     TermSuffix,
+    check_resolved,
     encode_cursor,
 )
 from fhir_server.search.visibility import visibility_params, visibility_terms
@@ -212,6 +213,7 @@ def _cursor_filter(plan: SearchPlan) -> Filter | None:
 
 
 def where_filter(plan: SearchPlan, chains: Chains | None = None) -> Filter:
+    check_resolved(plan)
     parts: list[Filter] = [LIVE, *(cond_filter(c, chains) for c in plan.where)]
     vis = visibility_mongo(plan.visibility, plan.rtype)
     if vis:

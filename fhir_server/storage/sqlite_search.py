@@ -37,6 +37,7 @@ from fhir_server.search.plan import (
     TermIn,
     TermPrefix,
     TermSuffix,
+    check_resolved,
     encode_cursor,
 )
 from fhir_server.search.visibility import visibility_params, visibility_terms
@@ -228,6 +229,7 @@ def is_bounded(plan: SearchPlan) -> bool:
 def where_sql(plan: SearchPlan) -> tuple[str, list[Any], bool]:
     """WHERE clause of the plan (without paging), its arguments, and whether it is
     scoped by an indexed column (patient or id)."""
+    check_resolved(plan)
     comp = _Compiler(plan.rtype)
     scoped = any(isinstance(c, _SCOPING) for c in plan.where)
     driver = None if scoped else next((c for c in plan.where if _drives(c)), None)

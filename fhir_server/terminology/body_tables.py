@@ -21,6 +21,10 @@ class LabTemplates:
     report_entries: frozenset[str]
     components: dict[str, str]  # templateId root -> kind (result, battery, isolate...)
     ignored_kinds: frozenset[str]  # kinds read by their parent, not extracted on their own
+    specimen_received: frozenset[str]  # the SPRECEIVE act of a specimen collection
+    result_actors: frozenset[str]  # participant typeCodes read as actors of the results
+    actor_extension: str  # FR Document Core actor extension URL
+    participation_system: str  # the system of those typeCodes
     report_code: dict[str, str]
     report_category: dict[str, str]
     observation_category: dict[str, str]
@@ -75,17 +79,8 @@ def _data() -> dict[str, Any]:
 
 @cache
 def lab_templates() -> LabTemplates:
-    lab = _data()["lab"]
-    return LabTemplates(
-        chapter_sections=frozenset(lab["chapter_sections"]),
-        subchapter_sections=frozenset(lab["subchapter_sections"]),
-        report_entries=frozenset(lab["report_entries"]),
-        components=dict(lab["components"]),
-        ignored_kinds=frozenset(lab["ignored_kinds"]),
-        report_code=dict(lab["report_code"]),
-        report_category=dict(lab["report_category"]),
-        observation_category=dict(lab["observation_category"]),
-    )
+    t = _data()["lab"]
+    return LabTemplates(**{f.name: _typed(str(f.type), t[f.name]) for f in fields(LabTemplates)})
 
 
 def code_system(oid: str) -> str:

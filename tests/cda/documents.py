@@ -258,3 +258,32 @@ def check_maps_field_by_field(data: bytes, expected: Expected, patient: Expected
     assert m.ins[1] in ids
     DocumentReference.model_validate(ref)
     Patient.model_validate(p)
+
+
+# -- later CR-BIO reports of the same patient -------------------------------------------------
+
+
+def cr_bio_body_version(tsh: str, *, replaces: bool = True, day: str = "20240114") -> bytes:
+    """cr-bio-body.xml as a later report: a new uniqueId (and version), `tsh` as the TSH
+    value (unit m[IU]/L), the results dated `day`; with `replaces`, a correction
+    (RPLC) of the first report, else a report of its own."""
+    data = (FIXTURES / "cr-bio-body.xml").read_text(encoding="utf-8")
+    parent = '<id root="1.2.250.1.999.4.1" extension="BIO-BODY-0001"/>'
+    related = (
+        f'<relatedDocument typeCode="RPLC"><parentDocument>{parent}'
+        '<setId root="1.2.250.1.999.4.1.1"/></parentDocument></relatedDocument>'
+    )
+    suffix = "0002" if replaces else day
+    replaced = {
+        parent: f'<id root="1.2.250.1.999.4.1" extension="BIO-BODY-{suffix}"/>',
+        'value="1.950" unit="m[IU]/L"': f'value="{tsh}" unit="m[IU]/L"',
+    }
+    if replaces:
+        replaced['<versionNumber value="1"/>'] = '<versionNumber value="2"/>'
+        replaced["  <documentationOf>"] = f"  {related}\n  <documentationOf>"
+    else:
+        replaced['<setId root="1.2.250.1.999.4.1.1"/>'] = f'<setId root="1.2.250.1.999.4.{day}"/>'
+    for old, new in replaced.items():
+        assert data.count(old) == 1, old
+        data = data.replace(old, new)
+    return data.replace('<effectiveTime value="20240114', f'<effectiveTime value="{day}').encode()

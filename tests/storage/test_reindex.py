@@ -5,6 +5,7 @@ itself at start-up when the store was indexed by another version."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,21 @@ def _same_data(store: Any) -> Any:
     if isinstance(store, SqliteStore):
         return SqliteStore(store.path)
     return type(store)(store.uri)
+
+
+def on_same_data(store: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work` on another store object over the same data, opened then closed (as a
+    process of another version, or the next start, would)."""
+
+    async def run() -> Any:
+        other = _same_data(store)
+        await other.open()
+        try:
+            return await work(other)
+        finally:
+            await other.close()
+
+    return asyncio.run(run())
 
 
 def test_the_server_reindexes_a_store_indexed_by_another_version(

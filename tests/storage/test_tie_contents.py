@@ -4,7 +4,6 @@ patient can retrieve it under the policy."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from fhir_server.config import Settings
 from fhir_server.interactions.versioning import make_write
 from fhir_server.operations.tie_contents import tie_contents_once
 from tests.conftest import patient
-from tests.storage.test_reindex import _same_data
+from tests.storage.test_reindex import on_same_data
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 BYTES = b"<ClinicalDocument>compte rendu</ClinicalDocument>"
@@ -44,15 +43,7 @@ def _old_filing() -> list[Any]:
 
 
 def test_the_server_ties_old_contents_to_their_documents(store: Any, tmp_path: Path) -> None:
-    async def file_old() -> None:
-        old = _same_data(store)
-        await old.open()
-        try:
-            await old.commit(_old_filing())
-        finally:
-            await old.close()
-
-    asyncio.run(file_old())
+    on_same_data(store, lambda old: old.commit(_old_filing()))
     settings = Settings(data_dir=tmp_path, public_base_url="http://testserver/fhir", auth="dev")
     with TestClient(create_app(settings, store)) as client:
         issuer = DevIssuer.load_or_create(tmp_path)
@@ -64,16 +55,10 @@ def test_the_server_ties_old_contents_to_their_documents(store: Any, tmp_path: P
         hidden = client.get("/fhir/Binary/b1", headers={"authorization": f"Bearer {stranger}"})
         assert hidden.status_code == 404
 
-    async def next_start() -> Any:
-        again = _same_data(store)
-        await again.open()
-        try:
-            binary = await again.read("Binary", "b1")
-            return binary, await tie_contents_once(again)
-        finally:
-            await again.close()
+    async def next_start(again: Any) -> Any:
+        return await again.read("Binary", "b1"), await tie_contents_once(again)
 
-    binary, again = asyncio.run(next_start())
+    binary, again = on_same_data(store, next_start)
     assert binary.version == 2
     assert binary.resource["securityContext"] == {"reference": "DocumentReference/d1"}
     assert again is None  # done once per store

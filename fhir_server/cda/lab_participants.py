@@ -1,0 +1,129 @@
+"""Who did what in a CR-BIO (pure): the laboratory that performed the results and the
+actors of the results, as references that name them without creating resources.
+
+- The performing laboratory: the `representedOrganization` of the nearest `performer`
+  (on the statement, else an ancestor's, else the header's `serviceEvent/performer`),
+  as `Observation.performer` / `DiagnosticReport.performer`: a Reference by identifier
+  (its id) and display (its name). **decision**: no Organization resources are created;
+  the FR profile allows one performer, FROrganizationDocument, which a logical
+  reference satisfies.
+- The actors of the results (participants AUTHEN validator, RESP responsible, DEV
+  device) as the FR Document Core actor extension on the Observation: `type` PART,
+  `typeCode` the participation code, `actor` a Reference by identifier and display.
+  Each role is the nearest statement's that names one: a device named on a result
+  joins the validator named on its report entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from fhir_server.cda.datatypes import child, children, v3
+from fhir_server.cda.header import II
+from fhir_server.cda.resources import identifier
+from fhir_server.terminology.body_tables import LabTemplates
+
+Json = dict[str, Any]
+
+
+def identifiers(el: etree._Element | None) -> list[Json]:
+    """An element's `<id>`s as FHIR Identifiers (null-flavoured ones left out)."""
+    if el is None:
+        return []
+    return [
+        identifier(II(i.get("root") or "", i.get("extension")))
+        for i in children(el, "id")
+        if i.get("root") and not i.get("nullFlavor")
+    ]
+
+
+def _text(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    return " ".join("".join(el.itertext()).split()) or None
+
+
+def logical_reference(ids: list[Json], display: str | None) -> Json | None:
+    """A Reference that names its target by identifier and display (none: None)."""
+    ref: Json = {}
+    if ids:
+        ref["identifier"] = ids[0]
+    if display:
+        ref["display"] = display
+    return ref or None
+
+
+def _person_name(el: etree._Element | None) -> str | None:
+    name = el.find(v3("name")) if el is not None else None
+    if name is None:
+        return None
+    parts = [_text(child(name, p)) for p in ("given", "family")]
+    return " ".join(p for p in parts if p) or _text(name)
+
+
+def performing_organization(el: etree._Element) -> Json | None:
+    """The laboratory a `performer` of this statement names (None when it names none)."""
+    for performer in children(el, "performer"):
+        org = performer.find(f"{v3('assignedEntity')}/{v3('representedOrganization')}")
+        if org is not None:
+            found = logical_reference(identifiers(org), _text(child(org, "name")))
+            if found is not None:
+                return found
+    return None
+
+
+def header_organization(root: etree._Element) -> Json | None:
+    """The laboratory of the header's service event (the default performer)."""
+    service = root.find(f"{v3('documentationOf')}/{v3('serviceEvent')}")
+    return performing_organization(service) if service is not None else None
+
+
+def person_reference(performer: etree._Element) -> Json | None:
+    """The person a `performer` (assignedEntity) names, as a logical reference."""
+    entity = child(performer, "assignedEntity")
+    if entity is None:
+        return None
+    return logical_reference(identifiers(entity), _person_name(child(entity, "assignedPerson")))
+
+
+def _actor(role: etree._Element) -> Json | None:
+    device = child(role, "playingDevice")
+    if device is not None:
+        display = _text(child(device, "manufacturerModelName")) or _text(
+            child(device, "softwareName")
+        )
+    else:
+        display = _person_name(child(role, "playingEntity"))
+    return logical_reference(identifiers(role), display)
+
+
+def actor_extensions(el: etree._Element, tables: LabTemplates) -> dict[str, list[Json]]:
+    """The FR actor extensions of this statement's participants AUTHEN, RESP and DEV, by
+    participation code."""
+    out: dict[str, list[Json]] = {}
+    for participant in children(el, "participant"):
+        code = participant.get("typeCode") or ""
+        role = child(participant, "participantRole")
+        if code not in tables.result_actors or role is None:
+            continue
+        actor = _actor(role)
+        if actor is None:
+            continue
+        out.setdefault(code, []).append(
+            {
+                "url": tables.actor_extension,
+                "extension": [
+                    {"url": "type", "valueCode": "PART"},
+                    {
+                        "url": "typeCode",
+                        "valueCodeableConcept": {
+                            "coding": [{"system": tables.participation_system, "code": code}]
+                        },
+                    },
+                    {"url": "actor", "valueReference": actor},
+                ],
+            }
+        )
+    return out
