@@ -91,6 +91,11 @@ def _getter(path: str) -> Getter:
     return get
 
 
+def values_at(resource: dict[str, Any], param: SearchParam) -> list[Any]:
+    """The values of one parameter's paths in a resource (outside indexing: `_has`)."""
+    return [v for path in param.paths for v in _getter(path)(resource)]
+
+
 # -- tokens --------------------------------------------------------------------------------
 
 
