@@ -20,7 +20,7 @@ from lxml import etree
 
 from fhir_server.cda.datatypes import narrative_index
 from fhir_server.cda.volet import Volet
-from fhir_server.terminology.body_tables import ProfileRow, profile_rows
+from fhir_server.fhir.profiles import claim_profile
 
 if TYPE_CHECKING:
     from fhir_server.cda.mapping import CdaDocument
@@ -134,34 +134,6 @@ def read_body(
     for resource in walk.resources:
         claim_profile(resource)
     return BodyExtraction(tuple(walk.resources), tuple(walk.skipped), tuple(walk.warnings))
-
-
-def _codes(concepts: Any) -> set[str]:
-    if isinstance(concepts, dict):
-        concepts = [concepts]
-    return {
-        str(c.get("code"))
-        for concept in concepts or []
-        if isinstance(concept, dict)
-        for c in concept.get("coding") or []
-        if isinstance(c, dict)
-    }
-
-
-def _matches(row: ProfileRow, resource: Json) -> bool:
-    return (
-        row.resource_type == resource["resourceType"]
-        and (row.category is None or row.category in _codes(resource.get("category")))
-        and (row.code is None or row.code in _codes(resource.get("code")))
-    )
-
-
-def claim_profile(resource: Json) -> None:
-    """Claim in `meta.profile` the FR Document Core profile of the first matching row
-    (`cda_body.json` "profiles"); a resource no row matches claims none."""
-    row = next((r for r in profile_rows() if _matches(r, resource)), None)
-    if row is not None:
-        resource["meta"] = {**resource.get("meta", {}), "profile": [row.profile]}
 
 
 def _listed(items: tuple[str, ...]) -> list[str]:

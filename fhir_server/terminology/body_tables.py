@@ -62,16 +62,6 @@ class SummaryTables:
     immunization_performer_function: dict[str, str]
 
 
-@dataclass(frozen=True)
-class ProfileRow:
-    """The FR Document Core profile a derived resource claims when it matches the row."""
-
-    resource_type: str
-    profile: str
-    category: str | None = None  # a code of one of its categories
-    code: str | None = None  # a code of its code
-
-
 @cache
 def _data() -> dict[str, Any]:
     return _load("cda_body")
@@ -116,11 +106,3 @@ def _typed(annotation: str, raw: Any) -> Any:
 def summary_tables() -> SummaryTables:
     t = _data()["patient_summary"]
     return SummaryTables(**{f.name: _typed(str(f.type), t[f.name]) for f in fields(SummaryTables)})
-
-
-@cache
-def profile_rows() -> tuple[ProfileRow, ...]:
-    return tuple(
-        ProfileRow(r["resourceType"], r["profile"], r.get("category"), r.get("code"))
-        for r in _data()["profiles"]
-    )
