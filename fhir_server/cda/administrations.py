@@ -13,10 +13,11 @@ from lxml import etree
 
 from fhir_server.cda import datatypes as dt
 from fhir_server.cda.datatypes import Unreadable, child, children, codeable, v3
-from fhir_server.cda.entries import actor, related, text_of
+from fhir_server.cda.entries import actor, author_and_notes, related, text_of
 from fhir_server.cda.extraction import Walk
 from fhir_server.cda.internal_references import References
-from fhir_server.terminology.body_tables import summary_tables
+from fhir_server.cda.lab_participants import author_extension
+from fhir_server.terminology.body_tables import lab_templates, summary_tables
 
 Json = dict[str, Any]
 _MATERIAL = f"{v3('consumable')}/{v3('manufacturedProduct')}/{v3('manufacturedMaterial')}"
@@ -131,6 +132,7 @@ def medication_statement(sa: etree._Element, walk: Walk, refs: References) -> No
         res["dosage"] = [dosage]
     for act in related(sa, summary_tables().internal_references, "RSON"):
         refs.reason(res, act)
+    author_and_notes(res, [sa], walk.narrative)
     walk.keep(res)
 
 
@@ -182,7 +184,55 @@ def immunization(sa: etree._Element, walk: Walk, refs: References) -> None:
                 applied["series"] = series
             res["protocolApplied"] = [applied]
             break
+    _reactions(sa, res, walk)
+    if author_and_notes(res, [sa], walk.narrative) is None:
+        # **decision**: the profile requires an author; one the entry does not name is
+        # the document's (CDA context conduction: the header's author propagates)
+        found = author_extension(walk.root, lab_templates().actor_extension)
+        if found is not None:
+            res["extension"] = [*res.get("extension", []), found]
     walk.keep(res)
+
+
+def _reactions(sa: etree._Element, res: Json, walk: Walk) -> None:
+    """Each reaction (a CAUS observation) as `reaction`: its date, and as `detail` a
+    contained Observation of what was observed. **decision**: the profile's
+    `reasonReference` (the reference notes the conflict) would say the vaccine was given
+    because of the reaction; FHIR's `reaction` says what followed it."""
+    contained, reactions = [], []
+    for rel in children(sa, "entryRelationship"):
+        obs = child(rel, "observation") if rel.get("typeCode") == "CAUS" else None
+        if obs is None:
+            continue
+        what = codeable(child(obs, "value"), walk.narrative)
+        if what is None:
+            walk.warn(obs, "reaction without a value left out")
+            continue
+        local = f"reaction-{len(contained) + 1}"
+        detail: Json = {
+            "resourceType": "Observation",
+            "id": local,
+            "status": "final",
+            "code": codeable(child(obs, "code"), walk.narrative) or what,
+            "valueCodeableConcept": what,
+        }
+        reaction: Json = {"detail": {"reference": f"#{local}"}}
+        found = dt.effective(child(obs, "effectiveTime"), lambda m, obs=obs: walk.warn(obs, m))
+        if found is not None:
+            name, value = found
+            when = value if name == "effectiveDateTime" else value.get("start")
+            if when:
+                detail["effectiveDateTime"] = when
+                reaction["date"] = when
+        if display := what.get("text") or next(
+            (c["display"] for c in what.get("coding", []) if c.get("display")), None
+        ):
+            reaction["detail"]["display"] = display
+        contained.append(detail)
+        reactions.append(reaction)
+    if reactions:
+        res["contained"] = [*res.get("contained", []), *contained]
+        res["reaction"] = reactions
 
 
 def _dose_number(obs: etree._Element) -> int:

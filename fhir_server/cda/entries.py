@@ -8,6 +8,8 @@ from typing import Any
 from lxml import etree
 
 from fhir_server.cda.datatypes import child, children, template_ids
+from fhir_server.cda.lab_participants import author_extension
+from fhir_server.terminology.body_tables import lab_templates, summary_tables
 
 Json = dict[str, Any]
 
@@ -29,6 +31,29 @@ def related(
         if type_code is None or rel.get("typeCode") == type_code
         for inner in rel
         if isinstance(inner.tag, str) and set(template_ids(inner)) & templates
+    ]
+
+
+def comment_text(act: etree._Element, narrative: dict[str, str]) -> str | None:
+    """A comment act's text: the narrative it references, else its own text."""
+    text_el = child(act, "text")
+    if text_el is None:
+        return None
+    ref = child(text_el, "reference")
+    if ref is not None and (target := (ref.get("value") or "").lstrip("#")):
+        return narrative.get(target)
+    return " ".join("".join(text_el.itertext()).split()) or None
+
+
+def notes(
+    statements: list[etree._Element], narrative: dict[str, str], templates: frozenset[str]
+) -> list[Json]:
+    """The comment acts related to these statements, as FHIR Annotations (`note`)."""
+    return [
+        {"text": text}
+        for el in statements
+        for act in related(el, templates)
+        if (text := comment_text(act, narrative))
     ]
 
 
@@ -73,3 +98,18 @@ def actor(assigned: etree._Element | None) -> Json | None:
         if display := " ".join(p for p in parts if p):
             out["display"] = display
     return out or None
+
+
+def author_and_notes(
+    res: Json, statements: list[etree._Element], narrative: dict[str, str]
+) -> Json | None:
+    """Put on `res` the author of the first of `statements` that names one (the FR
+    Document Core actor extension, `type` AUT) and the comments of them all (`note`);
+    returns the author extension."""
+    url = lab_templates().actor_extension
+    author = next((a for el in statements if (a := author_extension(el, url))), None)
+    if author is not None:
+        res["extension"] = [*res.get("extension", []), author]
+    if found := notes(statements, narrative, summary_tables().comment_acts):
+        res["note"] = found
+    return author

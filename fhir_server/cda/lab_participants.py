@@ -10,8 +10,12 @@ actors of the results, as references that name them without creating resources.
 - The actors of the results (participants AUTHEN validator, RESP responsible, DEV
   device) as the FR Document Core actor extension on the Observation: `type` PART,
   `typeCode` the participation code, `actor` a Reference by identifier and display.
-  Each role is the nearest statement's that names one: a device named on a result
-  joins the validator named on its report entry.
+  The statement's `author` is the same extension with `type` AUT (the profile's
+  `author` slice), keyed AUT. Each role is the nearest statement's that names one: a
+  device named on a result joins the validator named on its report entry.
+
+`author_extension` reads the author of any CDA statement: the patient-summary entries
+name theirs the same way.
 """
 
 from __future__ import annotations
@@ -88,42 +92,65 @@ def person_reference(performer: etree._Element) -> Json | None:
     return logical_reference(identifiers(entity), _person_name(child(entity, "assignedPerson")))
 
 
-def _actor(role: etree._Element) -> Json | None:
-    device = child(role, "playingDevice")
+def _named(el: etree._Element, device_tag: str, person_tag: str) -> Json | None:
+    """A role (participantRole, assignedAuthor): a device by its model or software name,
+    else a person by name; with the role's identifier."""
+    device = child(el, device_tag)
     if device is not None:
         display = _text(child(device, "manufacturerModelName")) or _text(
             child(device, "softwareName")
         )
     else:
-        display = _person_name(child(role, "playingEntity"))
-    return logical_reference(identifiers(role), display)
+        display = _person_name(child(el, person_tag))
+    return logical_reference(identifiers(el), display)
+
+
+def _author(author: etree._Element) -> Json | None:
+    assigned = child(author, "assignedAuthor")
+    if assigned is None:
+        return None
+    return _named(assigned, "assignedAuthoringDevice", "assignedPerson")
+
+
+def _extension(url: str, actor_type: str, actor: Json, type_code: Json | None = None) -> Json:
+    parts: list[Json] = [{"url": "type", "valueCode": actor_type}]
+    if type_code is not None:
+        parts.append({"url": "typeCode", "valueCodeableConcept": type_code})
+    parts.append({"url": "actor", "valueReference": actor})
+    return {"url": url, "extension": parts}
+
+
+def author_extension(el: etree._Element, url: str) -> Json | None:
+    """The FR actor extension (`type` AUT) of this statement's first author that names
+    someone; None when it has none."""
+    for author in children(el, "author"):
+        if (actor := _author(author)) is not None:
+            return _extension(url, "AUT", actor)
+    return None
 
 
 def actor_extensions(el: etree._Element, tables: LabTemplates) -> dict[str, list[Json]]:
-    """The FR actor extensions of this statement's participants AUTHEN, RESP and DEV, by
-    participation code."""
+    """The FR actor extensions of this statement's author (AUT) and participants AUTHEN,
+    RESP and DEV, by participation code."""
     out: dict[str, list[Json]] = {}
-    for participant in children(el, "participant"):
-        code = participant.get("typeCode") or ""
-        role = child(participant, "participantRole")
+    # one pass over both kinds of children: this runs for every statement of a report
+    for found in el.iterchildren(v3("participant"), v3("author")):
+        if found.tag == _AUTHOR:
+            if "AUT" not in out and (actor := _author(found)) is not None:
+                out["AUT"] = [_extension(tables.actor_extension, "AUT", actor)]
+            continue
+        code = found.get("typeCode") or ""
+        role = child(found, "participantRole")
         if code not in tables.result_actors or role is None:
             continue
-        actor = _actor(role)
+        actor = _named(role, "playingDevice", "playingEntity")
         if actor is None:
             continue
+        type_code = {"coding": [{"system": tables.participation_system, "code": code}]}
         out.setdefault(code, []).append(
-            {
-                "url": tables.actor_extension,
-                "extension": [
-                    {"url": "type", "valueCode": "PART"},
-                    {
-                        "url": "typeCode",
-                        "valueCodeableConcept": {
-                            "coding": [{"system": tables.participation_system, "code": code}]
-                        },
-                    },
-                    {"url": "actor", "valueReference": actor},
-                ],
-            }
+            _extension(tables.actor_extension, "PART", actor, type_code)
         )
     return out
+
+
+_AUTHOR = v3("author")

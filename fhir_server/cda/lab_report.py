@@ -31,6 +31,7 @@ from fhir_server.cda.datatypes import (
     template_ids,
     v3,
 )
+from fhir_server.cda.entries import comment_text
 from fhir_server.cda.extraction import Walk
 from fhir_server.cda.lab_participants import (
     actor_extensions,
@@ -69,16 +70,6 @@ def _parts(el: etree._Element) -> list[etree._Element]:
         if (inner := _statement(container)) is not None:
             out.append(inner)
     return out
-
-
-def _comment(el: etree._Element, walk: Walk) -> str | None:
-    text_el = child(el, "text")
-    if text_el is None:
-        return None
-    ref = child(text_el, "reference")
-    if ref is not None and (target := (ref.get("value") or "").lstrip("#")):
-        return walk.narrative.get(target)
-    return " ".join("".join(text_el.itertext()).split()) or None
 
 
 class _Lab:
@@ -166,7 +157,7 @@ class _Lab:
             if kind == "specimen":
                 continue
             if kind == "comment":
-                if text := _comment(part, self.walk):
+                if text := comment_text(part, self.walk.narrative):
                     notes.append({"text": text})
             elif kind in self.handlers:
                 if (member := self.handlers[kind](part)) is not None:

@@ -23,7 +23,7 @@ from lxml import etree
 from fhir_server.cda import datatypes as dt
 from fhir_server.cda.administrations import immunization, medication_statement
 from fhir_server.cda.datatypes import Unreadable, child, children, codeable, template_ids, v3
-from fhir_server.cda.entries import related, statement, value_code
+from fhir_server.cda.entries import author_and_notes, related, statement, value_code
 from fhir_server.cda.extraction import Walk
 from fhir_server.cda.internal_references import References
 from fhir_server.cda.procedures import procedure
@@ -121,6 +121,8 @@ def _condition(obs: etree._Element, concern: etree._Element, walk: Walk, refs: R
     severity = _sub_value(obs, tables.severity_observations)
     if (concept := codeable(severity, walk.narrative)) is not None:
         res["severity"] = concept
+    # the observation's author, else the concern's; comments on either
+    author_and_notes(res, [obs, concern], walk.narrative)
     refs.condition([concern, obs], res)
     walk.keep(res)
 
@@ -183,6 +185,7 @@ def _allergy(obs: etree._Element, concern: etree._Element, walk: Walk, refs: Ref
     ]
     if reactions:
         res["reaction"] = reactions
+    author_and_notes(res, [obs, concern], walk.narrative)
     walk.keep(res)
 
 

@@ -8,7 +8,7 @@ from lxml import etree
 
 from fhir_server.cda import datatypes as dt
 from fhir_server.cda.datatypes import child, children, codeable
-from fhir_server.cda.entries import actor, related
+from fhir_server.cda.entries import actor, notes, related
 from fhir_server.cda.extraction import Walk
 from fhir_server.cda.internal_references import References
 from fhir_server.terminology.body_tables import summary_tables
@@ -37,6 +37,23 @@ def procedure(proc: etree._Element, walk: Walk, refs: References) -> None:
     sites = [c for t in children(proc, "targetSiteCode") if (c := codeable(t, walk.narrative))]
     if sites:
         res["bodySite"] = sites
+    approaches = [
+        c for a in children(proc, "approachSiteCode") if (c := codeable(a, walk.narrative))
+    ]
+    if approaches:
+        # **decision**: the extension names a BodyStructure (FR Document Core); the
+        # approach site is one, contained, its patient the procedure's (`fhir.derived`)
+        res["contained"] = [
+            {"resourceType": "BodyStructure", "id": f"approach-{n}", "location": site}
+            for n, site in enumerate(approaches, 1)
+        ]
+        res["extension"] = [
+            {
+                "url": tables.approach_body_structure,
+                "valueReference": {"reference": f"#approach-{n}"},
+            }
+            for n in range(1, len(approaches) + 1)
+        ]
     # **decision** (the reference's guess): the entry's author recorded it
     for author in children(proc, "author"):
         if (who := actor(child(author, "assignedAuthor"))) is not None:
@@ -44,4 +61,7 @@ def procedure(proc: etree._Element, walk: Walk, refs: References) -> None:
             break
     for act in related(proc, tables.internal_references, "RSON"):
         refs.reason(res, act)
+    # its author is the recorder (above), its comments its notes
+    if found := notes([proc], walk.narrative, tables.comment_acts):
+        res["note"] = found
     walk.keep(res)

@@ -143,6 +143,12 @@ def restamp(resource: Mapping[str, Any], document: Mapping[str, Any] | Facts) ->
         if not (isinstance(e, Mapping) and e.get("url") in _FACT_URLS)
     ]
     out["extension"] = [*kept, *facts.extensions]
+    if "contained" in resource:
+        # a contained BodyStructure (a procedure's approach site) names the patient too
+        out["contained"] = [
+            {**c, "patient": facts.subject} if c.get("resourceType") == "BodyStructure" else c
+            for c in resource["contained"]
+        ]
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k != "security"}
     if facts.source is not None:
         meta["source"] = facts.source
@@ -150,6 +156,20 @@ def restamp(resource: Mapping[str, Any], document: Mapping[str, Any] | Facts) ->
         meta["security"] = list(facts.labels)
     out["meta"] = meta
     return out
+
+
+def presented_form(document: Mapping[str, Any]) -> list[Json] | None:
+    """A report's copy (`DiagnosticReport.presentedForm`): the document's own content,
+    named by the URL of its Binary, never copied (None when it has no URL)."""
+    content = document.get("content") or [{}]
+    attachment = content[0].get("attachment") if isinstance(content[0], Mapping) else None
+    if not isinstance(attachment, Mapping) or not attachment.get("url"):
+        return None
+    return [{k: v for k, v in attachment.items() if k in _PRESENTED}]
+
+
+# what the copy says of the document's content: where, what, how big (never its bytes)
+_PRESENTED = ("contentType", "language", "url", "size", "hash", "title", "creation")
 
 
 def facts_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

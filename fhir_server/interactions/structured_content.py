@@ -2,7 +2,8 @@
 
 `extract` reads the body (pure, `cda.extraction`); `mark` records on the new
 DocumentReference what was extracted and skipped; `writes` creates the derived resources,
-each stamped with its document's facts (`fhir.derived.restamp`). Their ids come from the
+each stamped with its document's facts (`fhir.derived.restamp`), a lab report with its
+copy, the filed document (`fhir.derived.presented_form`). Their ids come from the
 document's uniqueId and the element's position: a document filed again (same uniqueId) is
 answered with the filed one before any of this runs, so refiling creates nothing.
 """
@@ -13,7 +14,12 @@ from typing import Any
 
 from fhir_server.cda.extraction import BodyExtraction, extract_body, summary
 from fhir_server.cda.mapping import CdaDocument
-from fhir_server.fhir.derived import facts_of, restamp, structured_content_extension
+from fhir_server.fhir.derived import (
+    facts_of,
+    presented_form,
+    restamp,
+    structured_content_extension,
+)
 from fhir_server.fhir.extensions import STRUCTURED_CONTENT_URL
 from fhir_server.interactions.versioning import make_write
 from fhir_server.storage.port import Write
@@ -51,14 +57,23 @@ def writes(extraction: BodyExtraction | None, document: Json, now: str) -> list[
     if extraction is None:
         return []
     facts = facts_of(document)
+    copy = presented_form(document)
     return [
         make_write(
             "create",
             res["resourceType"],
             res["id"],
-            restamp(res, facts),
+            restamp(_with_copy(res, copy), facts),
             current=None,
             now=now,
         )
         for res in extraction.resources
     ]
+
+
+def _with_copy(res: Json, copy: list[Json] | None) -> Json:
+    """A lab report names its copy, the filed document itself (FR Document Core's
+    `presentedForm`), by the URL of its Binary."""
+    if copy is None or res["resourceType"] != "DiagnosticReport":
+        return res
+    return {**res, "presentedForm": copy}

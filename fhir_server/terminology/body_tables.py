@@ -59,6 +59,9 @@ class SummaryTables:
     default_procedure_status: str
     period_units: dict[str, str]  # UCUM unit of a PIVL_TS period -> Timing periodUnit
     vital_signs_category: dict[str, str]
+    vital_signs_panel_code: dict[str, str]  # the code FR's vital-signs panel profile fixes
+    comment_acts: frozenset[str]  # a comment (note) on the statement that holds it
+    approach_body_structure: str  # the extension naming a procedure's approach site
     immunization_performer_function: dict[str, str]
 
 

@@ -46,8 +46,12 @@ def _actors(obs: dict[str, Any]) -> list[tuple[str, str]]:
     for e in obs.get("extension", []):
         if e["url"] == ACTOR:
             parts = {p["url"]: p for p in e["extension"]}
-            assert parts["type"]["valueCode"] == "PART"
-            code = parts["typeCode"]["valueCodeableConcept"]["coding"][0]["code"]
+            if parts["type"]["valueCode"] == "AUT":  # the author: no participation code
+                assert "typeCode" not in parts
+                code = "AUT"
+            else:
+                assert parts["type"]["valueCode"] == "PART"
+                code = parts["typeCode"]["valueCodeableConcept"]["coding"][0]["code"]
             out.append((code, parts["actor"]["valueReference"]["display"]))
     return sorted(out)
 
@@ -101,13 +105,21 @@ def test_the_performing_laboratory_is_the_nearest_one(micro):
 
 def test_the_actors_of_the_results(micro):
     validator = ("AUTHEN", "Paul VALIDEUR")
+    author = ("AUT", "Sophie BIOLOGISTE")  # named on the isolate: its results' author
     assert _actors(_observation(micro, "630-4")) == [validator]
-    assert _actors(_observation(micro, "18906-8")) == [validator]
+    assert _actors(_observation(micro, "18906-8")) == [author, validator]
+    assert _actors(_isolate(micro)) == [author, validator]
     # a role named on a result joins those its parents name
     assert _actors(_observation(micro, "18864-9")) == [
+        author,
         ("AUTHEN", "Paul VALIDEUR"),
         ("DEV", "Automate d'antibiogramme"),
     ]
+    antibiogram = next(e for e in _observation(micro, "18864-9")["extension"] if e["url"] == ACTOR)
+    assert antibiogram["extension"][-1]["valueReference"] == {
+        "identifier": {"system": RPPS, "value": "810000000077"},
+        "display": "Sophie BIOLOGISTE",
+    }
 
 
 @pytest.mark.parametrize(

@@ -287,7 +287,7 @@ def test_patient_summary_problems_and_allergies():
         "MedicationStatement": 2,
         "Procedure": 1,
         "Immunization": 1,
-        "Observation": 2,
+        "Observation": 3,  # two vital signs and their panel
     }
     # the entry of an unknown template is reported; the intent (moodCode INT) is not an event
     assert [s.split(": ", 1)[1] for s in vsm.skipped] == ["not a problems entry"]
@@ -411,6 +411,155 @@ def test_a_procedure_a_vaccination_and_vital_signs():
     assert systolic["effectiveDateTime"] == "2024-01-10"  # the organizer's time
 
 
+ACTOR = (
+    "https://interop.esante.gouv.fr/ig/fhir/document-core/StructureDefinition/fr-actor-extension"
+)
+RPPS = "urn:oid:1.2.250.1.71.4.2.1"
+
+
+def _author(resource: dict[str, Any]) -> tuple[str, str] | None:
+    """The (RPPS, name) of the entry's FR actor extension of type AUT."""
+    found = [e for e in resource.get("extension", []) if e["url"] == ACTOR]
+    if not found:
+        return None
+    (author,) = found
+    parts = {p["url"]: p for p in author["extension"]}
+    assert parts["type"]["valueCode"] == "AUT" and "typeCode" not in parts
+    actor = parts["actor"]["valueReference"]
+    assert actor["identifier"]["system"] == RPPS
+    return actor["identifier"]["value"], actor["display"]
+
+
+def test_the_authors_of_summary_entries():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    # the problem observation's own author
+    assert _author(_one(vsm, "Condition", "I10")) == ("810000000002", "Jean ESSAI")
+    assert _author(_one(vsm, "Condition", "K35.8")) is None  # names none
+    # the allergy names none: its concern's author
+    assert _author(_one(vsm, "AllergyIntolerance", "J01CE")) == ("810000000003", "Marie ALLERGO")
+    assert _author(_one(vsm, "MedicationStatement", "69999001")) == ("810000000002", "Jean ESSAI")
+    assert _author(_one(vsm, "MedicationStatement", "J01CA04")) is None
+    # the vaccination names none and its profile requires one: the document's author
+    assert _author(_one(vsm, "Immunization", "69999002")) == ("810000000001", "Alice EXEMPLE")
+
+
+def test_comments_of_summary_entries_are_notes():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    # a comment on the concern, its text in the narrative
+    assert _one(vsm, "Condition", "I10")["note"] == [{"text": "Contrôle tensionnel trimestriel"}]
+    assert _one(vsm, "MedicationStatement", "69999001")["note"] == [{"text": "À prendre le matin"}]
+    assert _one(vsm, "Procedure", "HHFA016")["note"] == [{"text": "Suites simples"}]
+    assert _one(vsm, "Observation", "29463-7")["note"] == [{"text": "Pesée habillée"}]
+    assert "note" not in _one(vsm, "Condition", "K35.8")
+    assert "note" not in _one(vsm, "Observation", "8480-6")
+
+
+def test_a_procedures_approach_site_is_a_contained_body_structure():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    surgery = _one(vsm, "Procedure", "HHFA016")
+    assert surgery["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/procedure-approachBodyStructure",
+            "valueReference": {"reference": "#approach-1"},
+        }
+    ]
+    assert surgery["contained"] == [
+        {
+            "resourceType": "BodyStructure",
+            "id": "approach-1",
+            "location": {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "4147007",
+                        "display": "fosse iliaque droite",
+                    }
+                ]
+            },
+        }
+    ]
+    # filed, the body structure names the procedure's patient
+    stamped = restamp(surgery, {"id": "d", "subject": {"reference": "Patient/p1"}})
+    assert stamped["contained"][0]["patient"] == {"reference": "Patient/p1"}
+    assert stamped["subject"] == {"reference": "Patient/p1"}
+
+
+def test_a_reaction_to_a_vaccination():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    dtp = _one(vsm, "Immunization", "69999002")
+    assert dtp["reaction"] == [
+        {
+            "detail": {
+                "reference": "#reaction-1",
+                "display": "Autres complications consécutives à la vaccination",
+            },
+            "date": "2021-09-16",
+        }
+    ]
+    (detail,) = dtp["contained"]
+    assert (detail["resourceType"], detail["id"], detail["status"]) == (
+        "Observation",
+        "reaction-1",
+        "final",
+    )
+    assert detail["valueCodeableConcept"]["coding"][0]["code"] == "T88.1"
+    assert detail["effectiveDateTime"] == "2021-09-16"
+    assert "reasonReference" not in dtp  # a reaction is not why the vaccine was given
+
+
+def test_the_vital_signs_panel_names_its_signs():
+    vsm = _extract(FIXTURES / "vsm-body.xml")
+    panel = _one(vsm, "Observation", "85353-1")
+    weight, systolic = _one(vsm, "Observation", "29463-7"), _one(vsm, "Observation", "8480-6")
+    assert panel["hasMember"] == [
+        {"reference": f"Observation/{weight['id']}"},
+        {"reference": f"Observation/{systolic['id']}"},
+    ]
+    assert (panel["status"], panel["effectiveDateTime"]) == ("final", "2024-01-10")
+    assert panel["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert panel["code"]["coding"] == [
+        {
+            "system": "http://loinc.org",
+            "code": "85353-1",
+            "display": "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel",
+        }
+    ]
+    assert panel["meta"]["profile"] == [
+        "https://interop.esante.gouv.fr/ig/fhir/document-core/StructureDefinition/fr-observation-vital-signs-panel-document"
+    ]
+
+
+def test_a_lab_report_names_its_copy_the_filed_document():
+    from fhir_server.interactions.structured_content import writes
+
+    document = {
+        "resourceType": "DocumentReference",
+        "id": "doc-1",
+        "subject": {"reference": "Patient/p1"},
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/hl7-v3+xml",
+                    "language": "fr-FR",
+                    "url": "Binary/bin-1",
+                    "size": 1234,
+                    "hash": "c2hhMQ==",
+                    "title": "Compte rendu de biologie",
+                }
+            }
+        ],
+    }
+    body = _extract(FIXTURES / "cr-bio-body.xml")
+    written = {w.resource["resourceType"]: w.resource for w in writes(body, document, "now")}
+    report = written["DiagnosticReport"]
+    assert report["presentedForm"] == [document["content"][0]["attachment"]]
+    assert "presentedForm" not in written["Observation"]
+    # a document whose content has no URL (never the bytes): no copy named
+    inline = {**document, "content": [{"attachment": {"contentType": "text/xml", "data": "PD94"}}]}
+    again = {w.resource["resourceType"]: w.resource for w in writes(body, inline, "now")}
+    assert "presentedForm" not in again["DiagnosticReport"]
+
+
 def test_every_derived_resource_claims_its_fr_document_core_profile():
     base = "https://interop.esante.gouv.fr/ig/fhir/document-core/StructureDefinition/"
     claimed = {
@@ -425,6 +574,7 @@ def test_every_derived_resource_claims_its_fr_document_core_profile():
         ("Procedure", "fr-procedure-document"),
         ("Immunization", "fr-immunization-document"),
         ("Observation", "fr-observation-vital-signs-document"),
+        ("Observation", "fr-observation-vital-signs-panel-document"),
         ("Observation", "fr-observation-laboratory-report-results-document"),
         ("DiagnosticReport", "fr-diagnostic-report-bio-chapter-document"),
     }
