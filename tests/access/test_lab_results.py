@@ -82,6 +82,16 @@ def test_a_corrected_report_replaces_the_results_of_the_first(dmp, token, route)
     assert _observations(dmp, pid, pro).json()["total"] == 9
     reports = dmp.get(f"/fhir/DiagnosticReport?patient={pid}&_total=accurate", headers=pro)
     assert reports.json()["total"] == 1
+    # the report's copy is the filed document, named by its Binary, readable alike
+    attachment = replacing["content"][0]["attachment"]
+    [copy] = reports.json()["entry"][0]["resource"]["presentedForm"]
+    assert (copy["url"], copy["contentType"], copy["title"]) == (
+        attachment["url"],
+        attachment["contentType"],
+        attachment["title"],
+    )
+    assert "data" not in copy
+    assert dmp.get(copy["url"], headers=pro).status_code == 200
     # the replaced report's results, asked for
     superseded = _observations(dmp, pid, pro, f"&code={TSH}&document-status=superseded")
     assert _values(superseded.json()) == [1.95]

@@ -39,7 +39,7 @@ def test_an_authorised_professional_finds_the_summarys_content(dmp, token):
         "Condition: 2",
         "Immunization: 1",
         "MedicationStatement: 2",
-        "Observation: 2",
+        "Observation: 3",
         "Procedure: 1",
     ]
     assert _extension(doc, "skipped") == [1]
@@ -70,7 +70,11 @@ def test_an_authorised_professional_finds_the_summarys_content(dmp, token):
     )
 
     signs = _found(dmp, pro, f"Observation?patient={pid}&category=vital-signs")
-    assert sorted(o["code"]["coding"][0]["code"] for o in signs) == ["29463-7", "8480-6"]
+    codes = sorted(o["code"]["coding"][0]["code"] for o in signs)
+    assert codes == ["29463-7", "8480-6", "85353-1"]  # two signs and their panel
+    panel = next(o for o in signs if o["code"]["coding"][0]["code"] == "85353-1")
+    members = _found(dmp, pro, f"Observation?_has:Observation:has-member:_id={panel['id']}")
+    assert sorted(o["code"]["coding"][0]["code"] for o in members) == ["29463-7", "8480-6"]
 
     for resource in (daily[0], surgery[0], vaccines[0], signs[0]):
         path = f"/fhir/{resource['resourceType']}/{resource['id']}"
