@@ -11,6 +11,7 @@ document yields the same ids, two documents never share one.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from lxml import etree
 
 from fhir_server.cda.datatypes import narrative_index
 from fhir_server.cda.volet import Volet
-from fhir_server.terminology.body_tables import ProfileRow, profile_rows
+from fhir_server.terminology.body_tables import ProfileRow, profile_rows_of
 
 if TYPE_CHECKING:
     from fhir_server.cda.mapping import CdaDocument
@@ -29,6 +30,7 @@ Json = dict[str, Any]
 
 # resources derived from a document: every one of them lives by its document's rules
 DERIVED_ID_NAMESPACE = uuid.UUID("6f1e7a52-3c1b-5d0e-9a55-2b8d4c1f0e11")
+_NAMESPACE_BYTES = DERIVED_ID_NAMESPACE.bytes
 # at most this many reasons are listed (the count is always exact)
 LISTED_REASONS = 20
 
@@ -55,15 +57,16 @@ class Walk:
         if known is not None:
             return known
         parent = el.getparent()
-        index = 1 + sum(1 for _ in el.itersiblings(el.tag, preceding=True))
-        step = f"{str(el.tag).rpartition('}')[2]}[{index}]"
+        tag = el.tag
+        index = 1 + sum(1 for _ in el.itersiblings(tag, preceding=True))
+        step = f"{str(tag).rpartition('}')[2]}[{index}]"
         prefix = self.path(parent) if parent is not None else ""
         found = f"{prefix}/{step}" if prefix else step
         self._paths[el] = found
         return found
 
     def id_of(self, el: etree._Element) -> str:
-        return str(uuid.uuid5(DERIVED_ID_NAMESPACE, f"{self.unique_id}#{self.path(el)}"))
+        return uuid5(f"{self.unique_id}#{self.path(el)}")
 
     def keep(self, resource: Json) -> str:
         self.resources.append(resource)
@@ -77,6 +80,16 @@ class Walk:
 
     def _where(self, el: etree._Element) -> str:
         return self.path(el)
+
+
+def uuid5(name: str) -> str:
+    """`str(uuid.uuid5(DERIVED_ID_NAMESPACE, name))`, without building a UUID object
+    (which converts through a 128-bit int): a body has an id per resource."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
@@ -148,18 +161,20 @@ def _codes(concepts: Any) -> set[str]:
     }
 
 
-def _matches(row: ProfileRow, resource: Json) -> bool:
-    return (
-        row.resource_type == resource["resourceType"]
-        and (row.category is None or row.category in _codes(resource.get("category")))
-        and (row.code is None or row.code in _codes(resource.get("code")))
+def _matches(row: ProfileRow, categories: set[str], codes: set[str]) -> bool:
+    return (row.category is None or row.category in categories) and (
+        row.code is None or row.code in codes
     )
 
 
 def claim_profile(resource: Json) -> None:
     """Claim in `meta.profile` the FR Document Core profile of the first matching row
     (`cda_body.json` "profiles"); a resource no row matches claims none."""
-    row = next((r for r in profile_rows() if _matches(r, resource)), None)
+    rows = profile_rows_of(resource["resourceType"])
+    if not rows:
+        return
+    categories, codes = _codes(resource.get("category")), _codes(resource.get("code"))
+    row = next((r for r in rows if _matches(r, categories, codes)), None)
     if row is not None:
         resource["meta"] = {**resource.get("meta", {}), "profile": [row.profile]}
 

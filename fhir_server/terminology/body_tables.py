@@ -124,3 +124,9 @@ def profile_rows() -> tuple[ProfileRow, ...]:
         ProfileRow(r["resourceType"], r["profile"], r.get("category"), r.get("code"))
         for r in _data()["profiles"]
     )
+
+
+@cache
+def profile_rows_of(resource_type: str) -> tuple[ProfileRow, ...]:
+    """The profile rows of one resource type, in the table's order."""
+    return tuple(r for r in profile_rows() if r.resource_type == resource_type)
