@@ -107,8 +107,8 @@ def narrative_index(root: etree._Element) -> dict[str, str]:
         block = child(section, "text")
         if block is None:
             continue
-        for el in block.iter():
-            ident = el.get("ID") if isinstance(el.tag, str) else None
+        for el in block.iter(etree.Element):  # elements only, chosen in C
+            ident = el.get("ID")
             if ident and ident not in out:
                 out[ident] = " ".join("".join(el.itertext()).split())
     return out
