@@ -146,9 +146,12 @@ def codeable(el: etree._Element | None, narrative: dict[str, str]) -> Json | Non
     it carries neither a code nor a text."""
     if el is None:
         return None
-    codings = [c for c in [_coding(el), *map(_coding, children(el, "translation"))] if c]
+    # most codes have no child (translation, originalText): `len` spares looking for them
+    nested = len(el) > 0
+    translations = children(el, "translation") if nested else []
+    codings = [c for c in [_coding(el), *map(_coding, translations)] if c]
     out: Json = {"coding": codings} if codings else {}
-    text = original_text(el, narrative)
+    text = original_text(el, narrative) if nested else None
     if text:
         out["text"] = text
     elif not codings and el.get("displayName"):
