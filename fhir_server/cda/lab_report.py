@@ -115,11 +115,6 @@ class _Lab:
         self.samples: list[str] = []
         # the sub-chapter's code: what a battery without a code of its own is called
         self.fallback: Json | None = None
-        self.handlers: dict[str, Callable[[etree._Element, Kids], str | None]] = {
-            "result": self.result,
-            "battery": self.group,
-            "isolate": self.isolate,
-        }
 
     def base(self, el: etree._Element, k: Kids) -> Json:
         status = _one(k, _STATUS)
@@ -185,8 +180,8 @@ class _Lab:
             if kind == "comment":
                 if text := _comment(part, self.walk):
                     notes.append({"text": text})
-            elif kind in self.handlers:
-                if (member := self.handlers[kind](part, part_kids)) is not None:
+            elif kind in _HANDLERS:
+                if (member := _HANDLERS[kind](self, part, part_kids)) is not None:
                     members.append(_ref(member))
             elif kind not in self.tables.ignored_kinds:
                 self.walk.skip(part, f"unknown template {_template_list(part)}")
@@ -295,6 +290,16 @@ class _Lab:
             except Unreadable as exc:
                 self.walk.warn(el, f"reference range left out: {exc}")
         return out
+
+
+# the members a statement holds, by kind; a table of the class's functions, not of bound
+# methods: a walk holding its own methods would be a reference cycle, keeping each
+# document's tree alive until the garbage collector's next pass
+_HANDLERS: dict[str, Callable[[_Lab, etree._Element, Kids], str | None]] = {
+    "result": _Lab.result,
+    "battery": _Lab.group,
+    "isolate": _Lab.isolate,
+}
 
 
 def _template_list(el: etree._Element) -> str:
