@@ -1,7 +1,7 @@
 """CDA ingestion throughput, each figure beside a floor measured in the same run.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 8 32] [--workers 1 2]
-        [--repeat 1] [--no-peer]
+        [--repeat 1] [--no-peer] [--mapping-only]
 
 Document: the ANS CR-BIO TSH example (../shared/fixtures), its ClinicalDocument/id varied
 so that every document is new.
@@ -24,7 +24,8 @@ so that every document is new.
   shows the median and the range: one run's ratio moves by +-0.1 on this machine
 - peer: python-fhir-converter (PyPI) converting the same CDA, in its own virtualenv
   (benchmarks/.venv-peer, created on first run: it pins lxml 5.3), each of its runs (one
-  per `--repeat`) between two runs of our mapping, their ratio read pair by pair
+  per `--repeat`) between two runs of our mapping, their ratio read pair by pair;
+  `--mapping-only` measures only this (no floor, no server)
 
 Writes nothing outside temporary directories, except the peer's virtualenv.
 """
@@ -312,6 +313,23 @@ def peer_rate(example: Path, seconds: float) -> tuple[float | None, str]:
     return result["rate"], note
 
 
+def peer_pairs(
+    docs: list[bytes], example: Path, pairs: int
+) -> tuple[list[tuple[float, float]], str]:
+    """(our mapping, peer) in documents/s, `pairs` times, and the peer's note. Each peer run
+    sits between two of ours: the ratio is read within one minute, as the machine's speed
+    drifts."""
+    out: list[tuple[float, float]] = []
+    note = "skipped (--no-peer)"
+    for _ in range(max(0, pairs)):
+        before = mapping_rate(docs)
+        peer_once, note = peer_rate(example, 5)
+        if peer_once is None:
+            break
+        out.append(((before + mapping_rate(docs)) / 2, peer_once))
+    return out, note
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -345,11 +363,26 @@ def main() -> None:
         "--repeat", type=int, default=1, help="times each HTTP measure is made (default: 1)"
     )
     args.add_argument("--no-peer", action="store_true")
+    args.add_argument(
+        "--mapping-only",
+        action="store_true",
+        help="only our mapping against the peer, `--repeat` pairs (no floor, no server)",
+    )
     opts = args.parse_args()
 
     example = find_example()
     data = example.read_bytes()
     docs = [variant(data, i) for i in range(opts.docs)]
+    if opts.mapping_only:
+        pairs, note = peer_pairs(docs, example, max(1, opts.repeat))
+        for ours, theirs in pairs:
+            console.print(f"mapping {ours:,.0f} docs/s, peer {theirs:,.1f}: {ours / theirs:.1f}x")
+        if pairs:
+            ratios = [ours / theirs for ours, theirs in pairs]
+            console.print(f"mapping / peer: {spread(ratios, '{:.1f}x')}, {len(pairs)} pairs")
+        else:
+            console.print(f"peer: {note}")
+        return
     with tempfile.TemporaryDirectory(prefix="dmp-bench-") as name:
         tmp = Path(name)
         added = rows_per_filing(data, tmp)
@@ -360,16 +393,7 @@ def main() -> None:
         )
         floor = Floor(docs, tmp, rows)
         mapping, mapping_floor = floor.around(lambda: mapping_rate(docs))
-        # the peer beside our mapping, each of its runs between two of ours: the ratio is
-        # read within one minute, as the machine's speed drifts
-        against_peer: list[tuple[float, float]] = []  # (our mapping, peer) docs/s
-        note = "skipped (--no-peer)"
-        for _ in range(0 if opts.no_peer else max(1, opts.repeat)):
-            before = mapping_rate(docs)
-            peer_once, note = peer_rate(example, 5)
-            if peer_once is None:
-                break
-            against_peer.append(((before + mapping_rate(docs)) / 2, peer_once))
+        against_peer, note = peer_pairs(docs, example, 0 if opts.no_peer else max(1, opts.repeat))
         # (processes, senders) -> one (docs/s, non-2xx, floor around it) per repetition
         http: dict[tuple[int, int], list[tuple[float, int, float]]] = {}
         for round_ in range(max(1, opts.repeat)):  # rounds: a slow spell hits every config

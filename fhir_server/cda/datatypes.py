@@ -47,7 +47,29 @@ def children(el: etree._Element, name: str) -> list[etree._Element]:
 
 def first_child(el: etree._Element, names: tuple[str, ...]) -> etree._Element | None:
     """The first child element named one of `names` (a choice of the schema), in one pass."""
-    return next(el.iterchildren(*(v3(n) for n in names)), None)
+    return next(el.iterchildren(*_v3s(names)), None)
+
+
+@cache
+def _v3s(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v3(n) for n in names)
+
+
+Kids = dict[str, list[etree._Element]]
+
+
+def kids(el: etree._Element) -> Kids:
+    """An element's child elements by (Clark) tag, in document order, in one pass: an
+    element asked for many of its children (a statement: a dozen) pays one walk of them
+    rather than one `iterchildren(tag)` per name."""
+    out: Kids = {}
+    for found in el.iterchildren(etree.Element):
+        tag = found.tag
+        if tag in out:
+            out[tag].append(found)
+        else:
+            out[tag] = [found]
+    return out
 
 
 def template_ids(el: etree._Element) -> list[str]:
@@ -85,8 +107,8 @@ def narrative_index(root: etree._Element) -> dict[str, str]:
         block = child(section, "text")
         if block is None:
             continue
-        for el in block.iter():
-            ident = el.get("ID") if isinstance(el.tag, str) else None
+        for el in block.iter(etree.Element):  # elements only, chosen in C
+            ident = el.get("ID")
             if ident and ident not in out:
                 out[ident] = " ".join("".join(el.itertext()).split())
     return out
@@ -124,9 +146,12 @@ def codeable(el: etree._Element | None, narrative: dict[str, str]) -> Json | Non
     it carries neither a code nor a text."""
     if el is None:
         return None
-    codings = [c for c in [_coding(el), *map(_coding, children(el, "translation"))] if c]
+    # most codes have no child (translation, originalText): `len` spares looking for them
+    nested = len(el) > 0
+    translations = children(el, "translation") if nested else []
+    codings = [c for c in [_coding(el), *map(_coding, translations)] if c]
     out: Json = {"coding": codings} if codings else {}
-    text = original_text(el, narrative)
+    text = original_text(el, narrative) if nested else None
     if text:
         out["text"] = text
     elif not codings and el.get("displayName"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 
 from lxml import etree
 
@@ -17,10 +16,17 @@ from fhir_server.cda.parse import HL7_NS
 _NS = f"{{{HL7_NS}}}"
 
 
-@cache
-def _p(path: str) -> str:
-    """'a/b' -> '{urn:hl7-org:v3}a/{urn:hl7-org:v3}b' (cached: ~75 lookups per document)."""
-    return "/".join(_NS + step for step in path.split("/"))
+class _Tags:
+    """HL7 element names in Clark notation as attributes (`_T.author`), each made once:
+    an attribute lookup is the cheapest way to name one of the ~75 tags a header asks for."""
+
+    def __getattr__(self, name: str) -> str:
+        clark = _NS + name
+        setattr(self, name, clark)
+        return clark
+
+
+_T = _Tags()
 
 
 Element = etree._Element
@@ -218,8 +224,8 @@ def _name(el: Element | None) -> PersonName | None:
     return PersonName(
         family=_text(_first(kids, _FAMILY)),
         given=_texts(kids, _GIVEN),
-        prefix=_texts(kids, _p("prefix")),
-        suffix=_texts(kids, _p("suffix")),
+        prefix=_texts(kids, _T.prefix),
+        suffix=_texts(kids, _T.suffix),
     )
 
 
@@ -229,8 +235,8 @@ def _organization(el: Element | None) -> Organization | None:
     kids = _kids(el)
     return Organization(
         ids=_iis(kids),
-        name=_text(_first(kids, _p("name"))),
-        industry_code=_code(_first(kids, _p("standardIndustryClassCode"))),
+        name=_text(_first(kids, _T.name)),
+        industry_code=_code(_first(kids, _T.standardIndustryClassCode)),
     )
 
 
@@ -242,21 +248,21 @@ def _actor(entity: Element | None, time: str | None = None) -> Actor | None:
     return Actor(
         ids=_iis(kids),
         code=_code(_first(kids, _CODE)),
-        name=_name(_down(kids.get(_p("assignedPerson"), ()), (_p("name"),))),
-        organization=_organization(_first(kids, _p("representedOrganization"))),
+        name=_name(_down(kids.get(_T.assignedPerson, ()), (_T.name,))),
+        organization=_organization(_first(kids, _T.representedOrganization)),
         time=time,
-        device=_text(_down(kids.get(_p("assignedAuthoringDevice"), ()), (_p("softwareName"),))),
+        device=_text(_down(kids.get(_T.assignedAuthoringDevice, ()), (_T.softwareName,))),
     )
 
 
 # --- sections of the header ----------------------------------------------------------------
 
-_ID = _p("id")
-_CODE = _p("code")
-_TIME = _p("time")
-_FAMILY = _p("family")
-_GIVEN = _p("given")
-_ASSIGNED_ENTITY = _p("assignedEntity")
+_ID = _T.id
+_CODE = _T.code
+_TIME = _T.time
+_FAMILY = _T.family
+_GIVEN = _T.given
+_ASSIGNED_ENTITY = _T.assignedEntity
 
 
 def _qualified(name: Kids, tag: str, qualifier: str | None) -> str | None:
@@ -267,14 +273,14 @@ def _qualified(name: Kids, tag: str, qualifier: str | None) -> str | None:
 
 
 def _record_target(root: Kids) -> PatientIdentity | None:
-    role = _down(root.get(_p("recordTarget"), ()), (_p("patientRole"),))
+    role = _down(root.get(_T.recordTarget, ()), (_T.patientRole,))
     if role is None:
         return None
     role_kids = _kids(role)
-    patient = _kids(_first(role_kids, _p("patient")))
-    name = _kids(_first(patient, _p("name")))
-    birthplace = _kids(_down(patient.get(_p("birthplace"), ()), (_p("place"), _p("addr"))))
-    gender = _first(patient, _p("administrativeGenderCode"))
+    patient = _kids(_first(role_kids, _T.patient))
+    name = _kids(_first(patient, _T.name))
+    birthplace = _kids(_down(patient.get(_T.birthplace, ()), (_T.place, _T.addr)))
+    gender = _first(patient, _T.administrativeGenderCode)
     return PatientIdentity(
         ids=_iis(role_kids),
         birth_family=_qualified(name, _FAMILY, "BR") or _qualified(name, _FAMILY, None),
@@ -283,17 +289,17 @@ def _record_target(root: Kids) -> PatientIdentity | None:
         used_family=_qualified(name, _FAMILY, "CL"),
         used_given=_qualified(name, _GIVEN, "CL"),
         gender=gender.get("code") if gender is not None else None,
-        birth_time=_value(_first(patient, _p("birthTime"))),
-        birthplace_insee=_text(_first(birthplace, _p("county"))),
-        birthplace_city=_text(_first(birthplace, _p("city"))),
+        birth_time=_value(_first(patient, _T.birthTime)),
+        birthplace_insee=_text(_first(birthplace, _T.county)),
+        birthplace_city=_text(_first(birthplace, _T.city)),
     )
 
 
 def _authors(root: Kids) -> tuple[Actor, ...]:
     out = []
-    for author in root.get(_p("author"), ()):
+    for author in root.get(_T.author, ()):
         kids = _kids(author)
-        actor = _actor(_first(kids, _p("assignedAuthor")), _value(_first(kids, _TIME)))
+        actor = _actor(_first(kids, _T.assignedAuthor), _value(_first(kids, _TIME)))
         if actor is not None:
             out.append(actor)
     return tuple(out)
@@ -301,20 +307,20 @@ def _authors(root: Kids) -> tuple[Actor, ...]:
 
 def _service_events(root: Kids) -> tuple[ServiceEvent, ...]:
     out = []
-    for doc_of in root.get(_p("documentationOf"), ()):
-        for event in doc_of.iterchildren(_p("serviceEvent")):
+    for doc_of in root.get(_T.documentationOf, ()):
+        for event in doc_of.iterchildren(_T.serviceEvent):
             kids = _kids(event)
             performers = tuple(
                 actor
-                for perf in kids.get(_p("performer"), ())
+                for perf in kids.get(_T.performer, ())
                 if (actor := _actor(_at(perf, _ASSIGNED_ENTITY))) is not None
             )
-            times = kids.get(_p("effectiveTime"), ())
+            times = kids.get(_T.effectiveTime, ())
             out.append(
                 ServiceEvent(
                     code=_code(_first(kids, _CODE)),
-                    low=_value(_down(times, (_p("low"),))),
-                    high=_value(_down(times, (_p("high"),))),
+                    low=_value(_down(times, (_T.low,))),
+                    high=_value(_down(times, (_T.high,))),
                     performers=performers,
                 )
             )
@@ -323,46 +329,46 @@ def _service_events(root: Kids) -> tuple[ServiceEvent, ...]:
 
 def _related(root: Kids) -> tuple[RelatedDocument, ...]:
     out = []
-    for rel in root.get(_p("relatedDocument"), ()):
-        parent = _at(rel, _p("parentDocument"))
+    for rel in root.get(_T.relatedDocument, ()):
+        parent = _at(rel, _T.parentDocument)
         kids = _kids(parent)
         out.append(
             RelatedDocument(
                 type_code=rel.get("typeCode") or "",
                 parent_ids=_iis(kids),
-                parent_set_id=_ii(_first(kids, _p("setId"))) if parent is not None else None,
+                parent_set_id=_ii(_first(kids, _T.setId)) if parent is not None else None,
             )
         )
     return tuple(out)
 
 
 def _non_xml_body(root: Kids) -> Element | None:
-    return _down(root.get(_p("component"), ()), (_p("nonXMLBody"),))
+    return _down(root.get(_T.component, ()), (_T.nonXMLBody,))
 
 
 def read_header(root: Element) -> CdaHeader:
     """Read the header of a parsed ClinicalDocument (see parse.parse_cda)."""
     kids = _kids(root)
     non_xml_body = _non_xml_body(kids)
-    non_xml_text = _down(kids.get(_p("component"), ()), (_p("nonXMLBody"), _p("text")))
-    legal = _kids(_first(kids, _p("legalAuthenticator")))
-    language = _first(kids, _p("languageCode"))
+    non_xml_text = _down(kids.get(_T.component, ()), (_T.nonXMLBody, _T.text))
+    legal = _kids(_first(kids, _T.legalAuthenticator))
+    language = _first(kids, _T.languageCode)
     return CdaHeader(
-        template_ids=tuple(t.get("root") or "" for t in kids.get(_p("templateId"), ())),
+        template_ids=tuple(t.get("root") or "" for t in kids.get(_T.templateId, ())),
         id=_ii(_first(kids, _ID)),
         code=_code(_first(kids, _CODE)),
-        title=_text(_first(kids, _p("title"))),
-        effective_time=_value(_first(kids, _p("effectiveTime"))),
-        confidentiality=_code(_first(kids, _p("confidentialityCode"))),
+        title=_text(_first(kids, _T.title)),
+        effective_time=_value(_first(kids, _T.effectiveTime)),
+        confidentiality=_code(_first(kids, _T.confidentialityCode)),
         language=language.get("code") if language is not None else None,
-        set_id=_ii(_first(kids, _p("setId"))),
-        version_number=_value(_first(kids, _p("versionNumber"))),
+        set_id=_ii(_first(kids, _T.setId)),
+        version_number=_value(_first(kids, _T.versionNumber)),
         record_target=_record_target(kids),
         authors=_authors(kids),
         custodian=_organization(
             _down(
-                kids.get(_p("custodian"), ()),
-                (_p("assignedCustodian"), _p("representedCustodianOrganization")),
+                kids.get(_T.custodian, ()),
+                (_T.assignedCustodian, _T.representedCustodianOrganization),
             )
         ),
         legal_authenticator=(
@@ -371,11 +377,11 @@ def read_header(root: Element) -> CdaHeader:
         service_events=_service_events(kids),
         facility_type=_code(
             _down(
-                kids.get(_p("componentOf"), ()),
+                kids.get(_T.componentOf, ()),
                 (
-                    _p("encompassingEncounter"),
-                    _p("location"),
-                    _p("healthCareFacility"),
+                    _T.encompassingEncounter,
+                    _T.location,
+                    _T.healthCareFacility,
                     _CODE,
                 ),
             )

@@ -20,6 +20,7 @@ name theirs the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from lxml import etree
@@ -36,9 +37,14 @@ def identifiers(el: etree._Element | None) -> list[Json]:
     """An element's `<id>`s as FHIR Identifiers (null-flavoured ones left out)."""
     if el is None:
         return []
+    return identifiers_of(children(el, "id"))
+
+
+def identifiers_of(ids: Iterable[etree._Element]) -> list[Json]:
+    """`<id>` elements as FHIR Identifiers (null-flavoured ones left out)."""
     return [
         identifier(II(i.get("root") or "", i.get("extension")))
-        for i in children(el, "id")
+        for i in ids
         if i.get("root") and not i.get("nullFlavor")
     ]
 
@@ -67,9 +73,9 @@ def _person_name(el: etree._Element | None) -> str | None:
     return " ".join(p for p in parts if p) or _text(name)
 
 
-def performing_organization(el: etree._Element) -> Json | None:
-    """The laboratory a `performer` of this statement names (None when it names none)."""
-    for performer in children(el, "performer"):
+def performing_organization(performers: Iterable[etree._Element]) -> Json | None:
+    """The laboratory one of a statement's `performer`s names (None when none names one)."""
+    for performer in performers:
         org = performer.find(f"{v3('assignedEntity')}/{v3('representedOrganization')}")
         if org is not None:
             found = logical_reference(identifiers(org), _text(child(org, "name")))
@@ -81,7 +87,7 @@ def performing_organization(el: etree._Element) -> Json | None:
 def header_organization(root: etree._Element) -> Json | None:
     """The laboratory of the header's service event (the default performer)."""
     service = root.find(f"{v3('documentationOf')}/{v3('serviceEvent')}")
-    return performing_organization(service) if service is not None else None
+    return performing_organization(children(service, "performer")) if service is not None else None
 
 
 def person_reference(performer: etree._Element) -> Json | None:
@@ -129,18 +135,21 @@ def author_extension(el: etree._Element, url: str) -> Json | None:
     return None
 
 
-def actor_extensions(el: etree._Element, tables: LabTemplates) -> dict[str, list[Json]]:
-    """The FR actor extensions of this statement's author (AUT) and participants AUTHEN,
-    RESP and DEV, by participation code."""
+def actor_extensions(
+    participants: Iterable[etree._Element],
+    authors: Iterable[etree._Element],
+    tables: LabTemplates,
+) -> dict[str, list[Json]]:
+    """The FR actor extensions of a statement's first author naming someone (AUT) and of
+    its `participant`s AUTHEN, RESP and DEV, by participation code."""
     out: dict[str, list[Json]] = {}
-    # one pass over both kinds of children: this runs for every statement of a report
-    for found in el.iterchildren(v3("participant"), v3("author")):
-        if found.tag == _AUTHOR:
-            if "AUT" not in out and (actor := _author(found)) is not None:
-                out["AUT"] = [_extension(tables.actor_extension, "AUT", actor)]
-            continue
-        code = found.get("typeCode") or ""
-        role = child(found, "participantRole")
+    for author in authors:
+        if (actor := _author(author)) is not None:
+            out["AUT"] = [_extension(tables.actor_extension, "AUT", actor)]
+            break
+    for participant in participants:
+        code = participant.get("typeCode") or ""
+        role = child(participant, "participantRole")
         if code not in tables.result_actors or role is None:
             continue
         actor = _named(role, "playingDevice", "playingEntity")
@@ -151,6 +160,3 @@ def actor_extensions(el: etree._Element, tables: LabTemplates) -> dict[str, list
             _extension(tables.actor_extension, "PART", actor, type_code)
         )
     return out
-
-
-_AUTHOR = v3("author")

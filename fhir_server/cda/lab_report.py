@@ -23,11 +23,13 @@ from lxml import etree
 from fhir_server.cda import datatypes as dt
 from fhir_server.cda import lab_specimen
 from fhir_server.cda.datatypes import (
+    Kids,
     Unreadable,
     child,
     children,
     codeable,
     first_child,
+    kids,
     template_ids,
     v3,
 )
@@ -36,7 +38,7 @@ from fhir_server.cda.extraction import Walk
 from fhir_server.cda.lab_participants import (
     actor_extensions,
     header_organization,
-    identifiers,
+    identifiers_of,
     performing_organization,
 )
 from fhir_server.terminology.body_tables import LabTemplates, lab_templates, observation_status
@@ -48,6 +50,22 @@ SUPPORTING_INFO = "http://hl7.org/fhir/StructureDefinition/workflow-supportingIn
 _Scope = tuple[Json | None, dict[str, list[Json]], str | None]
 # the clinical statements an entryRelationship or component may hold
 _STATEMENTS = ("observation", "organizer", "act", "procedure", "substanceAdministration")
+# a statement's children, looked up in its `kids` (one pass over them per statement)
+_CODE, _STATUS, _ID, _TIME = v3("code"), v3("statusCode"), v3("id"), v3("effectiveTime")
+_VALUE, _INTERPRETATION, _METHOD = v3("value"), v3("interpretationCode"), v3("methodCode")
+_RANGE, _RELATIONSHIP, _COMPONENT = v3("referenceRange"), v3("entryRelationship"), v3("component")
+_TEMPLATE, _PERFORMER, _PARTICIPANT = v3("templateId"), v3("performer"), v3("participant")
+_AUTHOR = v3("author")
+_NONE: tuple[None] = (None,)
+
+
+def _one(k: Kids, tag: str) -> etree._Element | None:
+    return (k.get(tag) or _NONE)[0]
+
+
+def _roots(k: Kids) -> list[str]:
+    """The templateIds among a statement's `kids`."""
+    return [t.get("root") or "" for t in k.get(_TEMPLATE, ())]
 
 
 def _statement(container: etree._Element) -> etree._Element | None:
@@ -58,17 +76,17 @@ def _ref(observation_id: str) -> Json:
     return {"reference": f"Observation/{observation_id}"}
 
 
-def _kind(el: etree._Element, tables: LabTemplates) -> str | None:
-    return next((tables.components[t] for t in template_ids(el) if t in tables.components), None)
+def _kind(k: Kids, tables: LabTemplates) -> str | None:
+    return next((tables.components[t] for t in _roots(k) if t in tables.components), None)
 
 
-def _parts(el: etree._Element) -> list[etree._Element]:
+def _parts(k: Kids) -> list[tuple[etree._Element, Kids]]:
     """The statements nested in one (entryRelationship of an act or observation,
-    component of an organizer), in document order."""
+    component of an organizer), in document order, each with its `kids`."""
     out = []
-    for container in [*children(el, "entryRelationship"), *children(el, "component")]:
+    for container in [*k.get(_RELATIONSHIP, ()), *k.get(_COMPONENT, ())]:
         if (inner := _statement(container)) is not None:
-            out.append(inner)
+            out.append((inner, kids(inner)))
     return out
 
 
@@ -89,31 +107,26 @@ class _Lab:
         self.samples: list[str] = []
         # the sub-chapter's code: what a battery without a code of its own is called
         self.fallback: Json | None = None
-        self.handlers: dict[str, Callable[[etree._Element], str | None]] = {
-            "result": self.result,
-            "battery": self.group,
-            "isolate": self.isolate,
-        }
 
-    def base(self, el: etree._Element) -> Json:
-        status = child(el, "statusCode")
+    def base(self, el: etree._Element, k: Kids) -> Json:
+        status = _one(k, _STATUS)
         obs: Json = {
             "resourceType": "Observation",
             "id": self.walk.id_of(el),
             "status": observation_status(status.get("code") if status is not None else None),
             "category": self.category,
         }
-        if idents := identifiers(el):
+        if idents := identifiers_of(k.get(_ID, ())):
             obs["identifier"] = idents
         return obs
 
-    def enter(self, el: etree._Element) -> _Scope:
+    def enter(self, k: Kids) -> _Scope:
         """Take the laboratory and the actors this statement names (if any) for it and its
         members; returns what to restore on `leave`."""
         saved = (self.performer, self.actors, self.specimen)
-        if (org := performing_organization(el)) is not None:
+        if (org := performing_organization(k.get(_PERFORMER, ()))) is not None:
             self.performer = org
-        if actors := actor_extensions(el, self.tables):
+        if actors := actor_extensions(k.get(_PARTICIPANT, ()), k.get(_AUTHOR, ()), self.tables):
             self.actors = {**self.actors, **actors}
         return saved
 
@@ -130,37 +143,37 @@ class _Lab:
         if self.specimen is not None:
             obs["specimen"] = {"reference": f"Specimen/{self.specimen}"}
 
-    def specimens(self, parts: list[etree._Element]) -> None:
+    def specimens(self, parts: list[tuple[etree._Element, Kids]]) -> None:
         """The samples collected for this statement: Specimens, the first one in force for
         the statement and its members (`leave` restores the ancestor's)."""
         kept = [
             self.walk.keep(lab_specimen.collection(part, self.walk, self.tables))
-            for part in parts
-            if _kind(part, self.tables) == "specimen"
+            for part, part_kids in parts
+            if _kind(part_kids, self.tables) == "specimen"
         ]
         self.samples += kept
         if kept:
             self.specimen = kept[0]
 
-    def members(self, el: etree._Element, obs: Json) -> None:
+    def members(self, k: Kids, obs: Json) -> None:
         """Children as hasMember; comments as notes; others skipped with a reason."""
         members, notes, prior = [], [], []
-        parts = _parts(el)
+        parts = _parts(k)
         self.specimens(parts)
-        for part in parts:
+        for part, part_kids in parts:
             if part.getparent().get("typeCode") == "REFR":  # type: ignore[union-attr]
                 # a prior result: an Observation of its own, named as supporting info
-                if (earlier := self.result(part)) is not None:
+                if (earlier := self.result(part, part_kids)) is not None:
                     prior.append({"url": SUPPORTING_INFO, "valueReference": _ref(earlier)})
                 continue
-            kind = _kind(part, self.tables)
+            kind = _kind(part_kids, self.tables)
             if kind == "specimen":
                 continue
             if kind == "comment":
                 if text := comment_text(part, self.walk.narrative):
                     notes.append({"text": text})
-            elif kind in self.handlers:
-                if (member := self.handlers[kind](part)) is not None:
+            elif kind in _HANDLERS:
+                if (member := _HANDLERS[kind](self, part, part_kids)) is not None:
                     members.append(_ref(member))
             elif kind not in self.tables.ignored_kinds:
                 self.walk.skip(part, f"unknown template {_template_list(part)}")
@@ -171,80 +184,80 @@ class _Lab:
         if notes:
             obs["note"] = notes
 
-    def timing(self, el: etree._Element, obs: Json) -> None:
-        found = dt.effective(child(el, "effectiveTime"), lambda m: self.walk.warn(el, m))
+    def timing(self, el: etree._Element, k: Kids, obs: Json) -> None:
+        found = dt.effective(_one(k, _TIME), lambda m: self.walk.warn(el, m))
         if found is not None:
             obs[found[0]] = found[1]
 
-    def group(self, el: etree._Element) -> str | None:
+    def group(self, el: etree._Element, k: Kids) -> str | None:
         """A report entry or a battery: its code (else the sub-chapter's), its members."""
-        obs = self.base(el)
-        code = codeable(child(el, "code"), self.walk.narrative) or self.fallback
+        obs = self.base(el, k)
+        code = codeable(_one(k, _CODE), self.walk.narrative) or self.fallback
         if code is None:
             self.walk.skip(el, "no code and no sub-chapter code")
             return None
         obs["code"] = code
-        self.timing(el, obs)
-        saved = self.enter(el)
-        self.members(el, obs)
+        self.timing(el, k, obs)
+        saved = self.enter(k)
+        self.members(k, obs)
         self.stamp(obs)
         self.leave(saved)
         return self.walk.keep(obs)
 
-    def isolate(self, el: etree._Element) -> str | None:
+    def isolate(self, el: etree._Element, k: Kids) -> str | None:
         """An isolate (organizer CLUSTER): the organism as its value."""
-        obs = self.base(el)
-        obs["code"] = codeable(child(el, "code"), self.walk.narrative) or {"text": "Isolat"}
+        obs = self.base(el, k)
+        obs["code"] = codeable(_one(k, _CODE), self.walk.narrative) or {"text": "Isolat"}
         role = el.find(f"{v3('specimen')}/{v3('specimenRole')}")
         organism = child(role, "specimenPlayingEntity") if role is not None else None
         if organism is not None:
             concept = codeable(child(organism, "code"), self.walk.narrative)
             if concept is not None:
                 obs["valueCodeableConcept"] = concept
-        self.timing(el, obs)
-        saved = self.enter(el)
+        self.timing(el, k, obs)
+        saved = self.enter(k)
         if role is not None:
             found = lab_specimen.isolate(role, self.walk, self.specimen)
             if found is not None:
                 self.specimen = self.walk.keep(found)
-        self.members(el, obs)
+        self.members(k, obs)
         self.stamp(obs)
         self.leave(saved)
         return self.walk.keep(obs)
 
-    def result(self, el: etree._Element) -> str | None:
-        obs = self.base(el)
-        code = codeable(child(el, "code"), self.walk.narrative)
+    def result(self, el: etree._Element, k: Kids) -> str | None:
+        obs = self.base(el, k)
+        code = codeable(_one(k, _CODE), self.walk.narrative)
         if code is None:
             self.walk.skip(el, "result without code")
             return None
         obs["code"] = code
-        self.timing(el, obs)
+        self.timing(el, k, obs)
         try:
-            self.result_value(el, obs)
+            self.result_value(el, k, obs)
         except Unreadable as exc:
             self.walk.skip(el, str(exc))
             return None
         interpretations = [
             c
-            for i in children(el, "interpretationCode")
+            for i in k.get(_INTERPRETATION, ())
             if (c := codeable(i, self.walk.narrative)) is not None
         ]
         if interpretations:
             obs["interpretation"] = interpretations
-        if (method := codeable(child(el, "methodCode"), self.walk.narrative)) is not None:
+        if (method := codeable(_one(k, _METHOD), self.walk.narrative)) is not None:
             obs["method"] = method
-        ranges = self.reference_ranges(el)
+        ranges = self.reference_ranges(el, k)
         if ranges:
             obs["referenceRange"] = ranges
-        saved = self.enter(el)
-        self.members(el, obs)
+        saved = self.enter(k)
+        self.members(k, obs)
         self.stamp(obs)
         self.leave(saved)
         return self.walk.keep(obs)
 
-    def result_value(self, el: etree._Element, obs: Json) -> None:
-        values = children(el, "value")
+    def result_value(self, el: etree._Element, k: Kids, obs: Json) -> None:
+        values = k.get(_VALUE, ())
         if not values:
             return  # a result may be reported by its interpretation or notes alone
         if len(values) > 1:
@@ -252,9 +265,9 @@ class _Lab:
         name, value = dt.value(values[0], self.walk.narrative)
         obs[name] = value
 
-    def reference_ranges(self, el: etree._Element) -> list[Json]:
+    def reference_ranges(self, el: etree._Element, k: Kids) -> list[Json]:
         out = []
-        for rr in children(el, "referenceRange"):
+        for rr in k.get(_RANGE, ()):
             value = child(rr, "observationRange")
             value = child(value, "value") if value is not None else None
             if value is None:
@@ -269,6 +282,16 @@ class _Lab:
             except Unreadable as exc:
                 self.walk.warn(el, f"reference range left out: {exc}")
         return out
+
+
+# the members a statement holds, by kind; a table of the class's functions, not of bound
+# methods: a walk holding its own methods would be a reference cycle, keeping each
+# document's tree alive until the garbage collector's next pass
+_HANDLERS: dict[str, Callable[[_Lab, etree._Element, Kids], str | None]] = {
+    "result": _Lab.result,
+    "battery": _Lab.group,
+    "isolate": _Lab.isolate,
+}
 
 
 def _template_list(el: etree._Element) -> str:
@@ -305,11 +328,12 @@ def extract_lab(body: etree._Element, walk: Walk) -> None:
                 walk.skip(entry, "entry without a statement")
                 continue
             # the templates sit on the entry (CI-SIS) or on its act (some senders)
-            if not set(template_ids(entry) + template_ids(statement)) & tables.report_entries:
+            statement_kids = kids(statement)
+            if not set(template_ids(entry) + _roots(statement_kids)) & tables.report_entries:
                 walk.skip(entry, f"unknown entry template {_template_list(entry)}")
                 continue
             lab.fallback = _subsection_code(entry, tables, walk)
-            kept = lab.group(statement)
+            kept = lab.group(statement, statement_kids)
             if kept is not None:
                 results.append({"reference": f"Observation/{kept}"})
         if results:

@@ -18,7 +18,8 @@ def ts_to_fhir(value: str | None) -> str | None:
     if m is None:
         return None
     year, month, day, hour, minute, second, fraction, zone = m.groups()
-    date = "-".join(part for part in (year, month, day) if part)
+    # the pattern reads a day only after a month
+    date = year if month is None else f"{year}-{month}" if day is None else f"{year}-{month}-{day}"
     if hour is None or zone is None or day is None:
         return date
     offset = "Z" if zone == "Z" else f"{zone[:3]}:{zone[3:]}"

@@ -42,17 +42,27 @@ def _codes(concepts: Any) -> set[str]:
     }
 
 
-def _matches(row: ProfileRow, resource: Json) -> bool:
-    return (
-        row.resource_type == resource.get("resourceType")
-        and (row.category is None or row.category in _codes(resource.get("category")))
-        and (row.code is None or row.code in _codes(resource.get("code")))
-    )
+@cache
+def _rows_of(resource_type: str) -> tuple[ProfileRow, ...]:
+    # every derived resource of a filing is matched: rows by type, its codes read once
+    return tuple(r for r in profile_rows() if r.resource_type == resource_type)
 
 
 def claimed_profile(resource: Json) -> str | None:
     """The profile of the first matching row, else None."""
-    return next((r.profile for r in profile_rows() if _matches(r, resource)), None)
+    rows = _rows_of(str(resource.get("resourceType")))
+    if not rows:
+        return None
+    categories, codes = _codes(resource.get("category")), _codes(resource.get("code"))
+    return next(
+        (
+            r.profile
+            for r in rows
+            if (r.category is None or r.category in categories)
+            and (r.code is None or r.code in codes)
+        ),
+        None,
+    )
 
 
 def claim_profile(resource: Json) -> None:
