@@ -74,11 +74,16 @@ def _filter_sql(f: Any, rtype: str, keyed: bool) -> tuple[str, list[Any]]:
         if not classes:
             parts.append("0")
         else:
-            # a class code in any system
+            # a class code in any system; the range around them all lets the probe seek
+            # to the row's class terms rather than test every term of the row
+            prefixes = [tokens.code_prefix(names.class_code, c) for c in classes]
             ranges = " OR ".join(["term >= ? AND term < ?"] * len(classes))
-            parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND ({ranges}))")
-            for c in classes:
-                prefix = tokens.code_prefix(names.class_code, c)
+            parts.append(
+                f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term >= ? AND term < ? "
+                f"AND ({ranges}))"
+            )
+            args += [min(prefixes), max(prefix_upper(prefix) for prefix in prefixes)]
+            for prefix in prefixes:
                 args += [prefix, prefix_upper(prefix)]
     for rule in f.exclude:
         label, author, cutoff = visibility_terms(rule, rtype)

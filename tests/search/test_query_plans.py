@@ -99,6 +99,8 @@ def test_the_policys_filter_keeps_the_token_key_and_probes_by_rid(conn):
     searches = [s for s in steps if s.startswith("SEARCH Observation_")]
     probes = [s for s in searches if "rid=?" in s]
     assert len(probes) >= 3, steps
+    # the class probe seeks the row's class terms, not every term of the row
+    assert all("(rid=? AND term" in s for s in probes if "Observation_token" in s), probes
     loose = "SEARCH Observation_token USING PRIMARY KEY (term>? AND term<?)"
     assert {s for s in searches if s not in probes} == {
         f"SEARCH Observation_token {RECORD_KEY}",
