@@ -15,7 +15,8 @@ Measured, in one run, with `wrk` (1 and 8 connections, the default page of 50):
 - HTTP with `--auth dev`: the patient's treating physician, DMP policy on, a durable
   AuditEvent per search; and with `--auth none` (no policy, the AuditEvent still written);
 - floors, measured before each server run: the same page query straight on SQLite (the
-  SQL the store runs, without the visibility filter), parse + SQL + decoding in process,
+  SQL the store runs, without the visibility filter, then with the treating physician's:
+  the classes a physician may read), parse + SQL + decoding in process,
   and one durable commit of an AuditEvent-sized row on the same disk (every search,
   `--auth none` too, answers once its AuditEvent is on disk).
 
@@ -33,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,8 @@ from fhir_server.interactions.versioning import make_write  # noqa: E402
 from fhir_server.live_server import LiveServer  # noqa: E402
 from fhir_server.operations.reindex import index_signature, signature_key  # noqa: E402
 from fhir_server.policy.model import CLASS_SYSTEM  # noqa: E402
+from fhir_server.policy.tables import HABILITATIONS  # noqa: E402
+from fhir_server.policy.visibility import VisibilityFilter  # noqa: E402
 from fhir_server.search.parse import parse  # noqa: E402
 from fhir_server.storage import sqlite_search  # noqa: E402
 from fhir_server.storage.sqlite import SqliteStore  # noqa: E402
@@ -214,12 +218,17 @@ def floors(path: Path, n: int = 400) -> dict[str, Any]:
     params = [tuple(p.split("=", 1)) for p in QUERY.replace("%7C", "|").split("&")]
     plan = parse("Observation", params, strict=True)  # type: ignore[arg-type]
     sql, args = sqlite_search.compile_plan(plan)
+    physician = VisibilityFilter("pat-0", allowed_classes=HABILITATIONS["10"])
+    policy_sql, policy_args = sqlite_search.compile_plan(replace(plan, visibility=physician))
     matches = len(conn.execute(sql, args).fetchall()) - 1
-    raw, full = [], []
+    raw, policy, full = [], [], []
     for _ in range(n):
         t0 = time.perf_counter()
         conn.execute(sql, args).fetchall()
         raw.append((time.perf_counter() - t0) * 1e6)
+        t0 = time.perf_counter()
+        conn.execute(policy_sql, policy_args).fetchall()
+        policy.append((time.perf_counter() - t0) * 1e6)
         t0 = time.perf_counter()
         res = sqlite_search.execute(conn, parse("Observation", params, strict=True))  # type: ignore[arg-type]
         for s in res.entries:
@@ -229,6 +238,7 @@ def floors(path: Path, n: int = 400) -> dict[str, Any]:
     return {
         "page": matches,
         "sql": quantiles_us(raw),
+        "sql_policy": quantiles_us(policy),
         "in_process": quantiles_us(full),
         "sync": durable_commit(path.parent.parent),
     }
@@ -279,14 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nGET /fhir/Observation?{QUERY} (page of {rows[0][2]['page']} of the record's TSH)")
     print(f"{'auth':>5} | {'conns':>5} | {'p50 ms':>7} {'p99 ms':>7} | {'req/s':>6} | errors "
-          "| floors p50 µs: SQL, in process, durable commit")  # fmt: skip
+          "| floors p50 µs: SQL, SQL with the policy's filter, in process, durable commit")  # fmt: skip
     for auth, http, floor in rows:
         for conns, m in http.items():
             sql, full, sync = floor["sql"], floor["in_process"], floor["sync"]
+            policy = floor["sql_policy"]
             print(
                 f"{auth:>5} | {conns:>5} | {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} | "
                 f"{m['rps']:6.0f} | {m['errors']:>6} | {sql['p50_us']:.0f}, "
-                f"{full['p50_us']:.0f}, {sync['p50_us']:.0f}"
+                f"{policy['p50_us']:.0f}, {full['p50_us']:.0f}, {sync['p50_us']:.0f}"
             )
     p50s = {a: [h[1]["p50_ms"] for x, h, _ in rows if x == a] for a in args.auth}
     for auth, values in p50s.items():

@@ -231,9 +231,11 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> list[Any]:
 
 
 def current_indexes() -> list[IndexModel]:
-    # one per hot query: patient compartment by date, token/reference/string/date search
+    # one per hot query: patient compartment by date, token/reference/string/date search;
+    # (patient, tok): a record's search by token reads its matches only, not the record
     return [
         IndexModel([("patient", ASCENDING), ("last_updated", DESCENDING)]),
+        IndexModel([("patient", ASCENDING), ("tok", ASCENDING)]),
         IndexModel([("tok", ASCENDING)]),
         IndexModel([("ref", ASCENDING)]),
         IndexModel([("date.p", ASCENDING), ("date.lo", ASCENDING)]),

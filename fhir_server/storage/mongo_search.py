@@ -9,8 +9,9 @@ sortable date param, so a `_sort=-date` sorts on a plain field; Mongo cannot sor
 "the lo of the element whose p is date").
 
 Indexes the plans rely on: `(patient, last_updated)` drives every patient-scoped query
-(the compartment owner is also the shard key), multikey `tok` and `ref` drive token and
-reference queries, `(date.p, date.lo)` date ranges, `_id` the id and the tie-breaker.
+(the compartment owner is also the shard key), `(patient, tok)` one record's search by
+token (its matches alone, however large the record), multikey `tok` and `ref` drive token
+and reference queries, `(date.p, date.lo)` date ranges, `_id` the id and the tie-breaker.
 
 `compile_mongo` is pure. A chained `patient.identifier` needs the ids of the matching
 Patients first: `chain_filters` lists the Patient queries to run, and their answers are

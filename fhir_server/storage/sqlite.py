@@ -69,6 +69,32 @@ def _one_copy(served: Any, kept: Any) -> bytes:
     return served[0]
 
 
+# A token term keyed by (term, patient, rid), `patient` the row's compartment owner ("" when
+# none): a search by term reads one key range, and a search of one record by term the range
+# of that record's matches within it, not every row of the record. The record in the key
+# rather than in a second index: the same two B-trees per term (this and the rid index).
+TOKEN_TABLE = """CREATE TABLE IF NOT EXISTS "{name}" (
+    term TEXT NOT NULL, patient TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (term, patient, rid)) WITHOUT ROWID"""
+
+
+def token_table_upgrade(conn: sqlite3.Connection, rtype: str) -> list[str]:
+    """The statements that rebuild a token table keyed by (term, rid) alone, as earlier
+    versions made it, with the record of each row in its key; [] when there is none."""
+    t = f"{rtype}_token"
+    columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{t}")')]
+    if not columns or "patient" in columns:
+        return []
+    return [
+        TOKEN_TABLE.format(name=f"{t}_rebuilt"),
+        f'INSERT INTO "{t}_rebuilt" (term, patient, rid) '
+        f"SELECT k.term, COALESCE(r.patient, ''), k.rid "
+        f'FROM "{t}" k LEFT JOIN "{rtype}" r ON r.rid = k.rid',
+        f'DROP TABLE "{t}"',  # and its rid index, made again by `table_ddl`
+        f'ALTER TABLE "{t}_rebuilt" RENAME TO "{t}"',
+    ]
+
+
 def table_ddl(rtype: str) -> list[str]:
     t = rtype
     return [
@@ -94,8 +120,7 @@ def table_ddl(rtype: str) -> list[str]:
             content BLOB,
             UNIQUE(id, version))""",
         # index terms: tokens and references as "param|value" terms, strings and dates typed
-        f"""CREATE TABLE IF NOT EXISTS "{t}_token" (
-            term TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(term, rid)) WITHOUT ROWID""",
+        TOKEN_TABLE.format(name=f"{t}_token"),
         f'CREATE INDEX IF NOT EXISTS "{t}_token_rid" ON "{t}_token"(rid)',
         f"""CREATE TABLE IF NOT EXISTS "{t}_ref" (
             term TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(term, rid)) WITHOUT ROWID""",
@@ -238,10 +263,19 @@ class SqliteStore:
 
         def setup() -> sqlite3.Connection:
             conn = self._connect()
+            # under the turn between processes (`GroupWriter.open`): one process upgrades
+            conn.execute("BEGIN IMMEDIATE")
             ddl = list(COMMON_DDL)
             for rtype in RESOURCE_TYPES:
+                ddl.extend(token_table_upgrade(conn, rtype))
                 ddl.extend(table_ddl(rtype))
-            conn.executescript("BEGIN;" + ";".join(ddl) + ";COMMIT;")
+            try:
+                for statement in ddl:
+                    conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
             conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
             return conn
 
@@ -434,8 +468,8 @@ class SqliteStore:
     def _write_terms(conn: sqlite3.Connection, t: str, rid: int, terms: IndexTerms) -> None:
         if terms.tokens:
             conn.executemany(
-                f'INSERT OR IGNORE INTO "{t}_token" (term, rid) VALUES (?, ?)',
-                [(f"{p}|{v}", rid) for p, v in terms.tokens],
+                f'INSERT OR IGNORE INTO "{t}_token" (term, patient, rid) VALUES (?, ?, ?)',
+                [(f"{p}|{v}", terms.patient or "", rid) for p, v in terms.tokens],
             )
         if terms.refs:
             conn.executemany(

@@ -1,13 +1,16 @@
 """Compiles a search plan (`search.plan`) to SQL over the SQLite index tables and runs it.
 
 Tables (see `sqlite.table_ddl`): the current table `T(rid, id, version, last_updated,
-deleted, patient, content)`, `T_token(term, rid)` and `T_ref(term, rid)` with term
-"param|value", `T_string(param, value, rid)`, `T_date(param, low, high, rid)`.
+deleted, patient, content)`, `T_token(term, patient, rid)` (keyed in that order) and
+`T_ref(term, rid)` with term "param|value", `T_string(param, value, rid)`,
+`T_date(param, low, high, rid)`.
 
 How a query is driven, so that it never scans a table as data grows:
-- patient-scoped (a `patient`/`subject` value or `patient.identifier`): the `patient`
-  column index yields the patient's few rows; every other condition is a correlated
-  EXISTS probe on an index keyed by rid; the ORDER BY sorts those few rows.
+- patient-scoped (a `patient`/`subject` value or `patient.identifier`) with a token
+  condition (`code`, `category`, `status`...): the token key (term, patient) yields that
+  record's matches alone, however large the record; without one, the `patient` column
+  index yields the record's rows. Every other condition is a correlated EXISTS probe on
+  an index keyed by rid; the ORDER BY sorts those rows.
 - the page is chosen on keys (rid, id, sort key) in a subquery, then its rows are read.
 - otherwise the first indexable condition is an `rid IN (SELECT rid ...)` that drives
   from its term/param index, and the others are EXISTS probes.
@@ -55,7 +58,7 @@ def prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
+def _filter_sql(f: Any, rtype: str, keyed: bool) -> tuple[str, list[Any]]:
     if f.match_nothing:
         return "0", []
     tok, dat = f'"{rtype}_token"', f'"{rtype}_date"'
@@ -63,7 +66,8 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
     scope: list[str] = []
     args: list[Any] = []
     if getattr(f, "patient", None):
-        scope.append("r.patient = ?")
+        # a test of the row when the search reads the record's matches by token key
+        scope.append("+r.patient = ?" if keyed else "r.patient = ?")
         args.append(f.patient)
     parts: list[str] = []
     if f.allowed_classes is not None:
@@ -71,11 +75,16 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
         if not classes:
             parts.append("0")
         else:
-            # a class code in any system
+            # a class code in any system; the range around them all lets the probe seek
+            # to the row's class terms rather than test every term of the row
+            prefixes = [tokens.code_prefix(names.class_code, c) for c in classes]
             ranges = " OR ".join(["term >= ? AND term < ?"] * len(classes))
-            parts.append(f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND ({ranges}))")
-            for c in classes:
-                prefix = tokens.code_prefix(names.class_code, c)
+            parts.append(
+                f"EXISTS (SELECT 1 FROM {tok} WHERE rid = r.rid AND term >= ? AND term < ? "
+                f"AND ({ranges}))"
+            )
+            args += [min(prefixes), max(prefix_upper(prefix) for prefix in prefixes)]
+            for prefix in prefixes:
                 args += [prefix, prefix_upper(prefix)]
     for rule in f.exclude:
         label, author, cutoff = visibility_terms(rule, rtype)
@@ -96,9 +105,12 @@ def _filter_sql(f: Any, rtype: str) -> tuple[str, list[Any]]:
     return " AND ".join([*scope, admitted]), args
 
 
-def visibility_sql(visibility: Any, rtype: str = "DocumentReference") -> tuple[str, list[Any]]:
+def visibility_sql(
+    visibility: Any, rtype: str = "DocumentReference", *, keyed: bool = False
+) -> tuple[str, list[Any]]:
     """SQL (over alias `r` of the current table of rtype) restricting a search to what the
-    actor may see, and its bound arguments; ("", []) when there is no restriction.
+    actor may see, and its bound arguments; ("", []) when there is no restriction. `keyed`:
+    the search is driven by the token key of its record (`where_sql`).
 
     `SearchPlan.visibility` comes from the access-control layer: either its
     VisibilityFilter (compiled above from its documented fields) or any object with
@@ -112,7 +124,7 @@ def visibility_sql(visibility: Any, rtype: str = "DocumentReference") -> tuple[s
         sql, args = to_sql(rtype)
         return sql, list(args)
     if all(hasattr(visibility, a) for a in ("match_nothing", "allowed_classes", "exclude")):
-        return _filter_sql(visibility, rtype)
+        return _filter_sql(visibility, rtype, keyed)
     raise TypeError(f"visibility {type(visibility).__name__} cannot compile to SQL")
 
 
@@ -192,13 +204,44 @@ class _Compiler:
         return f"{self.a}.id IN ({self._marks(c.ids)})"
 
     def _PatientIn(self, c: PatientIn, drive: bool) -> str:
-        return f"{self.a}.patient IN ({self._marks(c.ids)})"
+        return self.record(c, f"{self.a}.patient" if drive else f"+{self.a}.patient")
 
     def _PatientChain(self, c: PatientChain, drive: bool) -> str:
+        return self.record(c, f"{self.a}.patient" if drive else f"+{self.a}.patient")
+
+    def record(self, c: PatientIn | PatientChain, column: str) -> str:
+        """`column` names one of the records the condition designates."""
+        if isinstance(c, PatientIn):
+            return f"{column} IN ({self._marks(c.ids)})"
         inner = _Compiler("Patient", "p")
         where = inner.cond(c.cond, drive=True)
         self._bind(*inner.args)
-        return f'{self.a}.patient IN (SELECT p.id FROM "Patient" p WHERE p.deleted = 0 AND {where})'
+        return f'{column} IN (SELECT p.id FROM "Patient" p WHERE p.deleted = 0 AND {where})'
+
+    def keyed(self, c: Cond, scope: PatientIn | PatientChain) -> str:
+        """A token condition read by the key (term, patient): the record's matches only."""
+        tbl = f'"{self.t}_token"'
+        if isinstance(c, AnyOf):
+            return "(" + " OR ".join(self.keyed(p, scope) for p in c.parts) + ")"
+        if isinstance(c, TermIn):
+            terms = self._marks(c.terms)
+            return (
+                f"{self.a}.rid IN (SELECT rid FROM {tbl} WHERE term IN ({terms}) "
+                f"AND {self.record(scope, 'patient')})"
+            )
+        assert isinstance(c, TermPrefix)
+        # a code in any system: the few distinct terms of the prefix first, each found by
+        # one seek past the previous one, then the record's rows of each
+        upper = prefix_upper(c.prefix)
+        self._bind(c.prefix, upper, upper)
+        return (
+            f"{self.a}.rid IN (WITH RECURSIVE k(term) AS ("
+            f"SELECT (SELECT term FROM {tbl} WHERE term >= ? AND term < ? ORDER BY term LIMIT 1) "
+            f"UNION ALL SELECT (SELECT term FROM {tbl} WHERE term > k.term AND term < ? "
+            "ORDER BY term LIMIT 1) FROM k WHERE k.term IS NOT NULL) "
+            f"SELECT rid FROM {tbl} WHERE term IN (SELECT term FROM k) "
+            f"AND {self.record(scope, 'patient')})"
+        )
 
     def _AnyOf(self, c: AnyOf, drive: bool) -> str:
         return "(" + " OR ".join(self.cond(p, drive) for p in c.parts) + ")"
@@ -210,6 +253,24 @@ class _Compiler:
 _SCOPING = (PatientIn, PatientChain, IdIn)
 _BY_PATIENT = (PatientIn, PatientChain)
 _DRIVERS = (TermIn, TermPrefix, TermSuffix, StringMatch, DateMatch)
+
+
+def _keyable(c: Cond) -> bool:
+    """Whether a token condition can be read by the token key: exact terms, a code in any
+    system (a prefix of few distinct terms; not `system|`, nor `:missing`, whose prefixes
+    span every code of the parameter), or a choice of those."""
+    if isinstance(c, AnyOf):
+        return all(_keyable(p) for p in c.parts)
+    if isinstance(c, TermPrefix):
+        return c.kind == "tok" and c.prefix.endswith(tokens.SEP)
+    return isinstance(c, TermIn) and c.kind == "tok"
+
+
+def _keyed(where: Sequence[Cond]) -> Cond | None:
+    """The token condition of a record's search to read by the token key: exact terms
+    first (one seek each)."""
+    exact = [c for c in where if isinstance(c, TermIn) and _keyable(c)]
+    return next(iter(exact + [c for c in where if _keyable(c)]), None)
 
 
 def _drives(c: Cond) -> bool:
@@ -236,10 +297,17 @@ def where_sql(plan: SearchPlan) -> tuple[str, list[Any], bool]:
     # A deleted row keeps no patient (`sqlite.SqliteStore._apply`): a search by patient
     # needs no `deleted` test, which would read each of the record's rows from the table
     # where the patient index alone serves the other conditions.
-    by_patient = any(isinstance(c, _BY_PATIENT) for c in plan.where)
-    parts = [] if by_patient else ["r.deleted = 0"]
-    parts += [comp.cond(c, drive=c is driver) for c in plan.where]
-    vis, vis_args = visibility_sql(plan.visibility, plan.rtype)
+    record = next((c for c in plan.where if isinstance(c, _BY_PATIENT)), None)
+    by_ids = any(isinstance(c, IdIn) for c in plan.where)
+    keyed = _keyed(plan.where) if record is not None and not by_ids else None
+    parts = [] if record is not None else ["r.deleted = 0"]
+    for c in plan.where:
+        if c is keyed and record is not None:
+            parts.append(comp.keyed(c, record))
+        else:
+            # the record's condition drives, unless its matches are read by token key
+            parts.append(comp.cond(c, drive=c is driver or (c is record and keyed is None)))
+    vis, vis_args = visibility_sql(plan.visibility, plan.rtype, keyed=keyed is not None)
     if vis:
         parts.append(f"({vis})")
     return " AND ".join(parts) or "1", comp.args + vis_args, scoped

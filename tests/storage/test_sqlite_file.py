@@ -467,3 +467,100 @@ def test_stores_of_either_table_layout_are_read_and_written_alike(tmp_path, layo
             "SELECT sql FROM sqlite_master WHERE name = 'DocumentReference_date'"
         ).fetchone()
     assert ("WITHOUT ROWID" in ddl) == (layout == "today")
+
+
+def _result(id: str, patient: str, code: str, day: str) -> Write:
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "effectiveDateTime": f"2026-01-{day}T08:00:00+01:00",
+    }
+    return make_write("create", "Observation", id, resource, current=None, now=NOW)
+
+
+def _to_earlier_token_tables(path: Path) -> None:
+    """Token tables as earlier versions made them: keyed by (term, rid), no record."""
+    with sqlite3.connect(path) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_token' "
+                "ESCAPE '\\'"
+            )
+        ]
+        for t in names:
+            conn.execute(f'ALTER TABLE "{t}" RENAME TO "{t}_now"')
+            conn.execute(f'DROP INDEX "{t}_rid"')
+            conn.execute(
+                f'CREATE TABLE "{t}" (term TEXT NOT NULL, rid INTEGER NOT NULL, '
+                "PRIMARY KEY(term, rid)) WITHOUT ROWID"
+            )
+            conn.execute(f'CREATE INDEX "{t}_rid" ON "{t}"(rid)')
+            conn.execute(f'INSERT INTO "{t}" SELECT term, rid FROM "{t}_now"')
+            conn.execute(f'DROP TABLE "{t}_now"')
+
+
+def test_a_store_with_earlier_token_tables_is_rebuilt_at_start_up_and_answers_alike(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    queries = [
+        ("Observation", [("patient", "p1"), ("code", "http://loinc.org|3016-3")]),
+        ("Observation", [("patient", "p1"), ("code", "3016-3"), ("_sort", "-date")]),
+        ("Observation", [("code", "3016-3")]),
+        ("Observation", [("patient", "p2"), ("status", "final")]),
+        ("DocumentReference", [("patient", "p1"), ("status", "current")]),
+    ]
+
+    async def answers(store: SqliteStore) -> list[list[str]]:
+        found = [await store.search(parse_query(rtype, q)) for rtype, q in queries]
+        return [[s.id for s in page.entries] for page in found]
+
+    async def first() -> list[list[str]]:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.commit(
+                [
+                    _result("o1", "p1", "3016-3", "05"),
+                    _result("o2", "p1", "2345-7", "06"),
+                    _result("o3", "p2", "3016-3", "07"),
+                    _result("o4", "p1", "3016-3", "08"),
+                    _dated_document("d1", "05"),
+                ]
+            )
+            return await answers(store)
+        finally:
+            await store.close()
+
+    before = asyncio.run(first())
+    assert before == [["o1", "o4"], ["o4", "o1"], ["o1", "o3", "o4"], ["o3"], ["d1"]]
+    _to_earlier_token_tables(path)
+
+    async def again() -> list[list[str]]:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            found = await answers(store)
+            # written after the upgrade: keyed by its record like the rest
+            await store.commit([_result("o5", "p1", "3016-3", "09")])
+            newer = await store.search(parse_query(*queries[1]))
+            assert [s.id for s in newer.entries] == ["o5", "o4", "o1"]
+            return found
+        finally:
+            await store.close()
+
+    assert asyncio.run(again()) == before
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            'SELECT DISTINCT patient FROM "Observation_token" ORDER BY patient'
+        ).fetchall()
+        (ddl,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'Observation_token'"
+        ).fetchone()
+        indexes = conn.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'Observation_token' AND type = 'index'"
+        ).fetchall()
+    assert rows == [("p1",), ("p2",)]
+    assert "PRIMARY KEY (term, patient, rid)" in ddl
+    assert indexes == [("Observation_token_rid",)]

@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
+from fhir_server.interactions.versioning import make_write
+from fhir_server.search.parse import parse_query
 from fhir_server.storage.port import IndexTerms, UniqueViolation, VersionConflict, Write
+
+NOW = "2026-02-01T00:00:00.000000+00:00"
 
 
 def run(store: Any, body: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -272,3 +276,97 @@ def test_a_batch_refused_half_way_leaves_nothing_and_spares_the_batches_beside_i
         assert d.id == "d" and await s.holder_of("K|b") == ("Patient", "d")
 
     run(store, body)
+
+
+def _result(id: str, patient: str, code: str, day: str, current: Any = None) -> Write:
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": f"Patient/{patient}"},
+        "category": [{"coding": [{"system": "S", "code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "effectiveDateTime": f"2026-01-{day}T08:00:00+01:00",
+    }
+    kind = "create" if current is None else "update"
+    return make_write(kind, "Observation", id, resource, current=current, now=NOW)
+
+
+def test_a_records_results_by_token_follow_its_writes(store):
+    """The token key holds the record: a result moved to another record, or deleted,
+    answers there and only there, in every form of a token search."""
+    by_code = [("code", "http://loinc.org|3016-3"), ("_sort", "-date")]
+    forms = [
+        by_code,
+        [("code", "3016-3"), ("_sort", "-date")],
+        [("code", "3016-3,9999-9"), ("_sort", "-date")],
+        [("code", "3016-3"), ("category", "laboratory"), ("status", "final"), ("_sort", "-date")],
+    ]
+
+    async def found(s: Any, patient: str, query: list[tuple[str, str]]) -> list[str]:
+        page = await s.search(parse_query("Observation", [("patient", patient), *query]))
+        return [e.id for e in page.entries]
+
+    async def body(s):
+        await s.commit(
+            [
+                _result("o1", "p1", "3016-3", "05"),
+                _result("o2", "p1", "2345-7", "06"),
+                _result("o3", "p2", "3016-3", "07"),
+                _result("o4", "p1", "3016-3", "08"),
+            ]
+        )
+        for query in forms:
+            assert await found(s, "p1", query) == ["o4", "o1"], query
+            assert await found(s, "p2", query) == ["o3"], query
+            assert await found(s, "p3", query) == [], query
+        # o4 filed in the wrong record, moved to p2; o1 deleted
+        await s.commit(
+            [_result("o4", "p2", "3016-3", "08", current=await s.read("Observation", "o4"))]
+        )
+        await s.commit(
+            [
+                make_write(
+                    "delete",
+                    "Observation",
+                    "o1",
+                    None,
+                    current=await s.read("Observation", "o1"),
+                    now=NOW,
+                )
+            ]
+        )
+        for query in forms:
+            assert await found(s, "p1", query) == [], query
+            assert await found(s, "p2", query) == ["o4", "o3"], query
+        count = await s.search(
+            parse_query(
+                "Observation",
+                [("patient", "p2"), *by_code, ("_count", "1"), ("_total", "accurate")],
+            )
+        )
+        assert [e.id for e in count.entries] == ["o4"] and count.total == 2
+
+    run(store, body)
+
+
+@pytest.mark.store_kinds("mongo")
+def test_a_mongodb_store_made_before_gains_the_record_token_index_at_start_up(store):
+    query = [("patient", "p1"), ("code", "3016-3"), ("_sort", "-date")]
+
+    async def names(s: Any) -> set[str]:
+        return set(await s.db["Observation"].index_information())
+
+    async def made_before(s):
+        await s.commit([_result("o1", "p1", "3016-3", "05"), _result("o2", "p2", "3016-3", "06")])
+        await s.search(parse_query("Observation", query))  # the store is set up on first use
+        await s.db["Observation"].drop_index("patient_1_tok_1")
+        assert "patient_1_tok_1" not in await names(s)
+
+    async def upgraded(s):
+        await s.search(parse_query("Observation", query))
+        assert "patient_1_tok_1" in await names(s)
+        page = await s.search(parse_query("Observation", query))
+        assert [e.id for e in page.entries] == ["o1"]
+
+    run(store, made_before)
+    run(type(store)(store.uri, transactions=store.transactions), upgraded)
