@@ -87,6 +87,9 @@ def _parse_entry(i: int, raw: Any, base: str | None = None) -> Entry:
         )
     parts = url.split("/")
     rtype = parts[0]
+    if method == "GET" and rtype == "Bundle" and len(parts) == 2 and parts[1]:
+        # a FHIR document filed as a Binary, retrieved among others (PDSm4DMP TD3.2)
+        return Entry(i, method, rtype, parts[1], None, raw.get("fullUrl"), None, None)
     rt = RESOURCE_TYPES.get(rtype)
     if rt is None:
         raise errors.bad_request(f"Unknown resource type in {url!r}", _where(i, "request.url"))

@@ -105,8 +105,17 @@ async def _prepare(ctx: Context, e: Entry) -> None:
         e.status = 204
     else:
         assert e.id is not None
-        if e.existing is None:
+        if e.existing is None and e.rtype == "Bundle":
+            e.existing = await _fhir_document(ctx, e.id)
+        elif e.existing is None:
             e.existing = await read.read(ctx, e.rtype, e.id)
+
+
+async def _fhir_document(ctx: Context, id: str) -> Stored:
+    """A `GET Bundle/{id}` entry: the FHIR document the Binary `id` holds, read as that
+    Binary is, answered under the Bundle's id and the Binary's version."""
+    stored, bundle = await read.fhir_document(ctx, id)
+    return Stored("Bundle", id, stored.version, stored.last_updated, False, None, _resource=bundle)
 
 
 async def resolve_conditional_references(ctx: Context, entries: list[Entry]) -> None:

@@ -90,3 +90,40 @@ def test_who_may_not_read_documents_is_refused_alike(world):
         absent = world.client.get(f"/fhir/Bundle/{UNKNOWN}", headers=world.as_(who))
         assert r.status_code == 403, who
         same_answer(r, absent, content)
+
+
+def test_a_batch_retrieves_fhir_documents_beside_binaries(world):
+    """TD3.2 with several documents: `GET Bundle/{id}` entries, absolute or relative, in a
+    batch with a CDA's Binary; a hidden one answers as an unknown id, alone."""
+    _, content = _file_fhir_document(world)
+    _, masked = _file_fhir_document(world, "MASQUE_PS")
+    base = str(world.client.base_url).rstrip("/") + "/fhir"
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"{base}/Bundle/{content}"}},
+            {"request": {"method": "GET", "url": f"Binary/{world.plain.binary}"}},
+            {"request": {"method": "GET", "url": f"Bundle/{masked}"}},
+            {"request": {"method": "GET", "url": f"Bundle/{UNKNOWN}"}},
+        ],
+    }
+    r = world.client.post("/fhir", json=batch, headers=world.as_("authorised"))
+    assert r.status_code == 200, r.text
+    first, binary, hidden, unknown = r.json()["entry"]
+    assert first["response"]["status"] == "200 OK"
+    assert first["fullUrl"].endswith(f"/Bundle/{content}")
+    assert first["resource"]["type"] == "document"
+    assert first["resource"]["entry"][0]["resource"]["title"] == "Compte rendu de consultation"
+    assert binary["resource"]["resourceType"] == "Binary"
+    assert hidden["response"]["status"] == unknown["response"]["status"] == "404"
+    # the same words, but for the id and the entry's place
+    text = orjson.dumps(hidden["response"]["outcome"]).replace(masked.encode(), b"X")
+    text = text.replace(b"entry[2]", b"entry[3]")
+    assert text == orjson.dumps(unknown["response"]["outcome"]).replace(UNKNOWN.encode(), b"X")
+    # a FHIR document is only read: another method on it is a malformed Bundle
+    batch["entry"] = [{"request": {"method": "DELETE", "url": f"Bundle/{content}"}}]
+    r = world.client.post("/fhir", json=batch, headers=world.as_("authorised"))
+    assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
+    read = world.client.get(f"/fhir/Bundle/{content}", headers=world.as_("authorised"))
+    assert read.status_code == 200
