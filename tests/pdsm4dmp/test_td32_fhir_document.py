@@ -9,6 +9,7 @@ import base64
 import orjson
 import pytest
 
+from fhir_server.fhir.xml import resource_to_xml
 from tests.pdsm4dmp.guide import doc_of, iti65, label
 from tests.security.world import UNKNOWN, cda, same_answer
 
@@ -38,16 +39,19 @@ DOCUMENT = {
 }
 
 
-def _file_fhir_document(world, *labels: str) -> tuple[str, str]:
+def _file_fhir_document(
+    world, *labels: str, media_type: str = "application/fhir+json"
+) -> tuple[str, str]:
     """ITI-65 of a FHIR document: the guide's Bundle, its Binary holding the document."""
-    content = orjson.dumps(DOCUMENT)
+    xml = media_type.endswith("xml")
+    content = resource_to_xml(DOCUMENT) if xml else orjson.dumps(DOCUMENT)
     bundle = iti65(cda())
     doc = bundle["entry"][1]["resource"]
-    doc["content"][0]["attachment"]["contentType"] = "application/fhir+json"
+    doc["content"][0]["attachment"]["contentType"] = media_type
     doc["securityLabel"] = [*doc.get("securityLabel", []), *(label(c) for c in labels)]
     bundle["entry"][2]["resource"] = {
         "resourceType": "Binary",
-        "contentType": "application/fhir+json",
+        "contentType": media_type,
         "data": base64.b64encode(content).decode(),
     }
     r = world.client.post("/fhir", json=bundle, headers=world.as_("author"))
@@ -65,6 +69,17 @@ def test_a_fhir_document_is_read_as_a_bundle(world):
     assert bundle["id"] == content
     assert bundle["entry"][0]["resource"]["title"] == "Compte rendu de consultation"
     assert r.headers["etag"] == 'W/"1"'
+
+
+def test_a_fhir_document_filed_in_xml_is_read_in_either_format(world):
+    _, content = _file_fhir_document(world, media_type="application/fhir+xml")
+    r = world.client.get(f"/fhir/Bundle/{content}", headers=world.as_("treating"))
+    assert r.status_code == 200, r.text
+    assert r.json()["entry"][0]["resource"]["title"] == "Compte rendu de consultation"
+    headers = {**world.as_("treating"), "Accept": "application/fhir+xml"}
+    r = world.client.get(f"/fhir/Bundle/{content}", headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+xml")
+    assert b"Compte rendu de consultation" in r.content and b"<Bundle" in r.content
 
 
 def test_hidden_not_a_fhir_document_and_unknown_answer_alike(world):
