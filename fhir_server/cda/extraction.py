@@ -11,6 +11,8 @@ document yields the same ids, two documents never share one.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,9 @@ Json = dict[str, Any]
 
 # resources derived from a document: every one of them lives by its document's rules
 DERIVED_ID_NAMESPACE = uuid.UUID("6f1e7a52-3c1b-5d0e-9a55-2b8d4c1f0e11")
+_NAMESPACE_BYTES = DERIVED_ID_NAMESPACE.bytes
+# one step of an lxml element path: {namespace}name[index], the index only where needed
+_STEP = re.compile(r"(?:\{[^}]*\})?([^/\[]+)(?:\[(\d+)\])?")
 # at most this many reasons are listed (the count is always exact)
 LISTED_REASONS = 20
 
@@ -43,27 +48,27 @@ class Walk:
     resources: list[Json] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _paths: dict[etree._Element, str] = field(default_factory=dict, repr=False)
+    _tree: etree._ElementTree = field(init=False, repr=False)
+    _skip: int = field(init=False, repr=False)  # what of lxml's path leads to `root`
+
+    def __post_init__(self) -> None:
+        self._tree = self.root.getroottree()
+        # the root of its tree, or a CDA inside its own stylesheet
+        outer = self.root.getparent() is not None
+        self._skip = len(self._tree.getelementpath(self.root)) + 1 if outer else 0
 
     def path(self, el: etree._Element) -> str:
-        """The element's position as local names with indexes (`entry[2]/act[1]`):
-        stable for the same bytes, readable in a report. Memoised up the tree, so a walk
-        pays for each ancestor once."""
+        """The position of an element under `root` as local names with indexes
+        (`entry[2]/act[1]`): stable for the same bytes, readable in a report. lxml finds
+        the position in C (`getelementpath`: Clark names, an index only where siblings
+        share the tag), which is read into this form."""
         if el is self.root:
             return ""
-        known = self._paths.get(el)
-        if known is not None:
-            return known
-        parent = el.getparent()
-        index = 1 + sum(1 for _ in el.itersiblings(el.tag, preceding=True))
-        step = f"{str(el.tag).rpartition('}')[2]}[{index}]"
-        prefix = self.path(parent) if parent is not None else ""
-        found = f"{prefix}/{step}" if prefix else step
-        self._paths[el] = found
-        return found
+        found = self._tree.getelementpath(el)[self._skip :]
+        return "/".join(f"{m[1]}[{m[2] or '1'}]" for m in _STEP.finditer(found))
 
     def id_of(self, el: etree._Element) -> str:
-        return str(uuid.uuid5(DERIVED_ID_NAMESPACE, f"{self.unique_id}#{self.path(el)}"))
+        return uuid5(f"{self.unique_id}#{self.path(el)}")
 
     def keep(self, resource: Json) -> str:
         self.resources.append(resource)
@@ -77,6 +82,16 @@ class Walk:
 
     def _where(self, el: etree._Element) -> str:
         return self.path(el)
+
+
+def uuid5(name: str) -> str:
+    """`str(uuid.uuid5(DERIVED_ID_NAMESPACE, name))`, without building a UUID object
+    (which converts through a 128-bit int): a body has an id per resource."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
