@@ -42,9 +42,11 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_server.storage.port import StoreUnavailable
+
+T = TypeVar("T")
 
 # WAL size (pages) at which a COMMIT checkpoints by itself, should the checkpointer lag
 BACKSTOP_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
@@ -275,6 +277,18 @@ class GroupWriter:
             # for its own pages written to the WAL.
             loop.call_soon(self._begin)
         return await future
+
+    def read_while_idle(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        """Run the read `fn` on the writer's connection if no group is open on it (none
+        pending, applied or committing), holding off new groups meanwhile: (True, its
+        result). Else (False, None): the caller reads on a connection of its own. Outside
+        a group the connection is in autocommit, so `fn` reads only committed data."""
+        with self._lock:
+            conn = self.conn
+            if self._busy or conn is None or conn.in_transaction:
+                return False, None
+            # `run` and `_next` take the lock before they start a group
+            return True, fn(conn)
 
     def _begin(self) -> None:
         if self._try_turn():
