@@ -17,7 +17,7 @@ the element rules (compartment, immutable, server-set) still do, and everything 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fhir_server import errors
@@ -32,7 +32,7 @@ from fhir_server.errors import FhirError
 from fhir_server.fhir.numbers import whole_number
 from fhir_server.fhir.validation import check_id
 from fhir_server.policy import Action, Decision, DocumentFacts, decide
-from fhir_server.policy.decide import authorisation_status, request_refusal, sees
+from fhir_server.policy.decide import authorisation_status, decider, request_refusal, sees
 from fhir_server.policy.tables import READ_ACTION
 from fhir_server.storage.port import HistoryPage, Stored, UniqueViolation, Write
 
@@ -66,6 +66,14 @@ class Gate(GateWrites):
         return decide(
             ctx.actor, ctx.access, action, record.facts, record.consents, ctx.clock(), doc
         )
+
+    def decider(self, action: Action, record: Record) -> Callable[[DocumentFacts | None], Decision]:
+        """`decide` on this record for one document after another (a page of results)."""
+        if self.trusted:
+            return lambda _doc: TRUSTED
+        assert self.ctx.actor is not None
+        ctx = self.ctx
+        return decider(ctx.actor, ctx.access, action, record.facts, record.consents, ctx.clock())
 
     def sees(self, rtype: str, record: Record, doc: DocumentFacts | None) -> bool:
         if self.trusted:

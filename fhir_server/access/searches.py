@@ -17,7 +17,7 @@ audited in the record searched (the lookups of conditional operations: `lookups.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -31,7 +31,7 @@ from fhir_server.auth.actor import Role
 from fhir_server.fhir.compartment import local_id, patient_of
 from fhir_server.fhir.derived import DERIVED_TYPES
 from fhir_server.fhir.uniqueness import unique_keys
-from fhir_server.policy import Action, Decision, VisibilityFilter, visibility_filter
+from fhir_server.policy import Action, Decision, DocumentFacts, VisibilityFilter, visibility_filter
 from fhir_server.policy.facts import derived_facts, document_facts
 from fhir_server.policy.tables import OWN_DOCUMENTS, READ_ACTION, SEARCH_ACTION
 from fhir_server.search.params import params_of
@@ -277,14 +277,21 @@ async def visible(gate: Gate, entries: list[Stored]) -> list[Stored]:
     """Defence in depth: whatever the store returned, only what this actor may see."""
     if gate.trusted:
         return entries
+    judges: Judges = {}
     kept = []
     for stored in entries:
-        if await sees_stored(gate, stored):
+        if await sees_stored(gate, stored, judges=judges):
             kept.append(stored)
     return kept
 
 
-async def sees_stored(gate: Gate, stored: Stored, *, known: bool = False) -> bool:
+# a page's deciders, by record and action (what depends on the record is worked out once)
+Judges = dict[tuple[str, Action], Callable[[DocumentFacts | None], Decision]]
+
+
+async def sees_stored(
+    gate: Gate, stored: Stored, *, known: bool = False, judges: Judges | None = None
+) -> bool:
     """Whether the actor may see a resource a query found (a cheap check: its record and,
     for a document, its labels; a Binary through `Gate.read`). `known`: whether they may
     know it exists (`Gate.sees`: a filer knows its own documents without the right to read
@@ -315,4 +322,8 @@ async def sees_stored(gate: Gate, stored: Stored, *, known: bool = False) -> boo
     if known:
         return gate.sees(rtype, record, doc)
     action = READ_ACTION.get(rtype, Action.READ)
-    return gate.decide(action, record, doc).permit
+    if judges is None:
+        return gate.decide(action, record, doc).permit
+    if (judge := judges.get((pid, action))) is None:
+        judge = judges[(pid, action)] = gate.decider(action, record)
+    return judge(doc).permit

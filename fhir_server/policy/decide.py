@@ -34,9 +34,10 @@ an authorisation, an opposition) carries the one `no-access` text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fhir_server.auth.actor import (
@@ -434,6 +435,20 @@ def decide(
     status, inactive ones are ignored) or an already parsed `ConsentFacts`. `now` must be
     timezone-aware."""
     return _decide(_context(actor, access, action, patient, consents, now), document)
+
+
+def decider(
+    actor: Actor,
+    access: AccessContext,
+    action: Action,
+    patient: PatientFacts,
+    consents: Iterable[Mapping[str, Any]] | ConsentFacts,
+    now: datetime,
+) -> Callable[[DocumentFacts | None], Decision]:
+    """`decide` for one actor, action, record and instant, then each document in turn:
+    what depends on the record alone is worked out once (a page of search results is
+    checked document by document)."""
+    return partial(_decide, _context(actor, access, action, patient, consents, now))
 
 
 def sees(

@@ -30,7 +30,7 @@ from dataclasses import replace
 import pytest
 
 from fhir_server.policy import Action, Decision, DocumentFacts, decide, visibility_filter
-from fhir_server.policy.decide import sees
+from fhir_server.policy.decide import decider, sees
 from tests.policy.fixtures import (
     ACTORS,
     CONSENTS,
@@ -173,3 +173,15 @@ def test_rule_matrix(actor_name: str, mode: str) -> None:
         if exp != act
     }
     assert not mismatches, f"{actor_name}/{mode}: {mismatches}"
+
+
+@pytest.mark.parametrize(("actor_name", "mode"), sorted(EXPECTED))
+def test_a_decider_decides_as_decide(actor_name: str, mode: str) -> None:
+    """`decider` (a page of results checked one document after another) gives, for every
+    action and label column, the decision `decide` gives."""
+    actor, access = ACTORS[actor_name], MODES[mode]
+    for action in {*ACTION_OF.values(), Action.SEARCH, Action.FIND_OWN}:
+        judge = decider(actor, access, action, PATIENT, CONSENTS, NOW)
+        for document in [None, *LABEL_COLUMNS.values()]:
+            expected = decide(actor, access, action, PATIENT, CONSENTS, NOW, document)
+            assert judge(document) == expected, (action, document)
