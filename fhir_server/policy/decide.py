@@ -37,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from fhir_server.auth.actor import (
@@ -448,7 +447,39 @@ def decider(
     """`decide` for one actor, action, record and instant, then each document in turn:
     what depends on the record alone is worked out once (a page of search results is
     checked document by document)."""
-    return partial(_decide, _context(actor, access, action, patient, consents, now))
+    return _Decider(_context(actor, access, action, patient, consents, now))
+
+
+class _Decider:
+    """`_decide` for one context, document after document: the rules that do not read the
+    document (request, actor and record rules) are evaluated once, in the same order."""
+
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+        self.before = request_refusal(ctx.actor, ctx.access, ctx.action) or next(
+            (d for rule in ACTOR_RULES if (d := rule(ctx)) is not None), None
+        )
+        self.record = next((d for rule in RECORD_RULES if (d := rule(ctx)) is not None), None)
+        reads = ctx.action in DOCUMENT_ACTIONS and bool(ctx.qualities & READ_STANDINGS)
+        self.filter = _filter_for(ctx) if reads else None
+
+    def __call__(self, document: DocumentFacts | None) -> Decision:
+        if self.before is not None:
+            return self.before
+        hidden_by = (
+            self.filter.hiding_rule(document)
+            if document is not None and self.filter is not None
+            else None
+        )
+        if hidden_by is not None:
+            return Decision.hide(hidden_by, "no such document")
+        if self.record is not None:
+            return self.record
+        if document is not None:
+            for doc_rule in DOCUMENT_RULES:
+                if (decision := doc_rule(self.ctx, document)) is not None:
+                    return decision
+        return _granted(self.ctx, document)
 
 
 def sees(
