@@ -55,23 +55,6 @@ def _v3s(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v3(n) for n in names)
 
 
-Kids = dict[str, list[etree._Element]]
-
-
-def kids(el: etree._Element) -> Kids:
-    """An element's child elements by (Clark) tag, in document order, in one pass: an
-    element asked for many of its children (a statement: a dozen) pays one walk of them
-    rather than one `iterchildren(tag)` per name."""
-    out: Kids = {}
-    for found in el.iterchildren(etree.Element):
-        tag = found.tag
-        if tag in out:
-            out[tag].append(found)
-        else:
-            out[tag] = [found]
-    return out
-
-
 def template_ids(el: etree._Element) -> list[str]:
     return [t.get("root") or "" for t in children(el, "templateId")]
 

@@ -23,18 +23,18 @@ from lxml import etree
 from fhir_server.cda import datatypes as dt
 from fhir_server.cda import lab_specimen
 from fhir_server.cda.datatypes import (
-    Kids,
     Unreadable,
     child,
     children,
     codeable,
     first_child,
-    kids,
     template_ids,
     v3,
 )
 from fhir_server.cda.entries import comment_text
 from fhir_server.cda.extraction import Walk
+from fhir_server.cda.header import Kids
+from fhir_server.cda.header import child_elements as kids
 from fhir_server.cda.lab_participants import (
     actor_extensions,
     header_organization,
