@@ -404,21 +404,7 @@ def _context(
 
 
 def _decide(ctx: _Ctx, document: DocumentFacts | None) -> Decision:
-    if (decision := request_refusal(ctx.actor, ctx.access, ctx.action)) is not None:
-        return decision
-    for rule in ACTOR_RULES:
-        if (decision := rule(ctx)) is not None:
-            return decision
-    if document is not None and (decision := _visibility(ctx, document)) is not None:
-        return decision
-    for record_rule in RECORD_RULES:
-        if (decision := record_rule(ctx)) is not None:
-            return decision
-    if document is not None:
-        for doc_rule in DOCUMENT_RULES:
-            if (decision := doc_rule(ctx, document)) is not None:
-                return decision
-    return _granted(ctx, document)
+    return _Decider(ctx)(document)
 
 
 def decide(
@@ -459,6 +445,10 @@ class _Decider:
         self.before = request_refusal(ctx.actor, ctx.access, ctx.action) or next(
             (d for rule in ACTOR_RULES if (d := rule(ctx)) is not None), None
         )
+        self.record: Decision | None = None
+        self.filter: VisibilityFilter | None = None
+        if self.before is not None:
+            return  # decided for every document
         self.record = next((d for rule in RECORD_RULES if (d := rule(ctx)) is not None), None)
         reads = ctx.action in DOCUMENT_ACTIONS and bool(ctx.qualities & READ_STANDINGS)
         self.filter = _filter_for(ctx) if reads else None
